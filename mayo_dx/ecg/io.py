@@ -347,13 +347,13 @@ def read(path: str | Path, *, include_demographics: bool = False) -> EcgRecord:
     given = Path(path)
     if given.is_dir():
         raise InputError(f"{given.name}: is a folder; give one ECG file or WFDB record")
+    header = _header_path(given)
+    if not given.exists() and (header is None or not header.is_file()):
+        raise UnreadableFile(f"{given.name}: no such file or WFDB record")
     if given.is_file() and _is_dicom(given):
         return read_dicom_ecg(given, include_demographics=include_demographics)
-    header = _header_path(given)
     if header is not None and _looks_like_wfdb_header(header):
         return read_wfdb(header, include_demographics=include_demographics)
-    if not given.exists() and header is None:
-        raise UnreadableFile(f"{given.name}: no such file or WFDB record")
     if given.is_file() and given.stat().st_size == 0:
         raise UnreadableFile(f"{given.name}: the file is empty")
     if given.is_file():

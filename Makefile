@@ -1,0 +1,32 @@
+# mayo-dx: the two commands a newcomer runs, plus the benchmarks.
+#   make demo   set up .venv, then run the main job on bundled/generated data
+#   make test   set up .venv, then run every test
+#   make bench  set up .venv, then run the benchmarks (by hand; writes benchmarks/RESULTS.md)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench clean
+
+# The stamp depends on pyproject.toml so a changed dependency list reinstalls.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/mayo-dx demo --out $(DEMO_OUT)
+
+bench: setup
+	$(BIN)/python benchmarks/ecg_read_throughput.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info

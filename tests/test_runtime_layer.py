@@ -1,0 +1,47 @@
+"""The runtime layer stays torch-free (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+RUNTIME_IMPORTS = [
+    "mayo_dx",
+    "mayo_dx.ecg",
+    "mayo_dx.ecg.io",
+    "mayo_dx.ecg.signal",
+    "mayo_dx.ecg.quality",
+    "mayo_dx.ecg.synthetic",
+    "mayo_dx.ecg.ptbxl",
+    "mayo_dx.cli",
+]
+FORBIDDEN = ("torch", "lightning", "pytorch_lightning", "monai", "torchvision", "torchmetrics")
+
+
+def test_runtime_imports_leave_torch_out_of_sys_modules() -> None:
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {RUNTIME_IMPORTS!r}:\n"
+        "    importlib.import_module(name)\n"
+        "from mayo_dx.ecg import read\n"
+        "from pydicom.data import get_testdata_file\n"
+        "read(get_testdata_file('waveform_ecg.dcm'))\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    leaked = json.loads(result.stdout.strip().splitlines()[-1])
+    assert leaked == [], f"runtime layer imported {leaked}"
+
+
+@pytest.mark.parametrize("module", RUNTIME_IMPORTS)
+def test_runtime_modules_have_docstrings(module: str) -> None:
+    imported = __import__(module, fromlist=["_"])
+    assert imported.__doc__ and len(imported.__doc__.strip()) > 40
