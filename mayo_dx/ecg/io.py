@@ -140,6 +140,24 @@ def _demographics_from_comments(comments: Sequence[str]) -> tuple[int | None, st
     return age, sex
 
 
+def _diagnose_wfdb_failure(wfdb: Any, header: Path, error: Exception) -> str:
+    """A precise reason for a failed ``wfdb.rdrecord`` (only computed on failure: it re-reads)."""
+    where = header.name
+    try:
+        header_info = wfdb.rdheader(str(header.with_suffix("")))
+    except Exception:
+        return f"{where}: the WFDB header cannot be parsed ({type(error).__name__})"
+    for file_name in sorted(set(header_info.file_name or [])):
+        signal_file = header.parent / file_name
+        if not signal_file.is_file():
+            return f"{where}: signal file {file_name} is missing"
+        if signal_file.stat().st_size == 0:
+            return f"{where}: signal file {file_name} is empty"
+    if not header_info.sig_len or not header_info.n_sig:
+        return f"{where}: the header declares no samples or no signals"
+    return f"{where}: the signal data cannot be read ({type(error).__name__}: truncated or corrupt?)"
+
+
 def read_wfdb(path: str | Path, *, include_demographics: bool = False) -> EcgRecord:
     """Read a WFDB record (header plus ``.dat``/``.mat`` signal files) as a 12-lead record.
 
@@ -173,26 +191,14 @@ def read_wfdb(path: str | Path, *, include_demographics: bool = False) -> EcgRec
     record_name = str(header.with_suffix(""))
     where = header.name
     try:
-        header_info = wfdb.rdheader(record_name)
-    except Exception as error:  # wfdb raises bare ValueError/IndexError/etc. on bad headers
-        raise UnreadableFile(f"{where}: the WFDB header cannot be parsed ({type(error).__name__})") from error
-    if getattr(header_info, "n_seg", None):
-        raise UnsupportedFormat(f"{where}: multi-segment WFDB records are not supported")
-    expected = int(header_info.sig_len or 0)
-    if expected <= 0 or not header_info.n_sig:
-        raise UnreadableFile(f"{where}: the header declares no samples or no signals")
-    for file_name in sorted(set(header_info.file_name or [])):
-        signal_file = header.parent / file_name
-        if not signal_file.is_file():
-            raise UnreadableFile(f"{where}: signal file {file_name} is missing")
-        if signal_file.stat().st_size == 0:
-            raise UnreadableFile(f"{where}: signal file {file_name} is empty")
-    try:
         wfdb_record = wfdb.rdrecord(record_name, physical=True)
-    except Exception as error:
-        raise UnreadableFile(f"{where}: the signal data cannot be read ({type(error).__name__}: truncated or corrupt?)") from error
+    except Exception as error:  # wfdb raises bare ValueError/IndexError/etc.; diagnose below
+        raise UnreadableFile(_diagnose_wfdb_failure(wfdb, header, error)) from error
+    if getattr(wfdb_record, "n_seg", None):
+        raise UnsupportedFormat(f"{where}: multi-segment WFDB records are not supported")
+    expected = int(wfdb_record.sig_len or 0)
     signal = wfdb_record.p_signal
-    if signal is None or signal.ndim != 2 or signal.shape[0] != expected:
+    if expected <= 0 or signal is None or signal.ndim != 2 or signal.shape[0] != expected:
         got = 0 if signal is None else signal.shape[0]
         raise UnreadableFile(f"{where}: expected {expected} samples per lead, the signal files hold {got} (truncated?)")
     units = list(wfdb_record.units or ["mV"] * wfdb_record.n_sig)

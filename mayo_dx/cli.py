@@ -1,0 +1,120 @@
+"""The ``mayo-dx`` command line.
+
+Subcommands: ``demo`` (the main job on bundled and generated data), ``inspect`` (read an ECG
+file and report its PHI-free summary and quality as JSON), ``models`` (registered models).
+Training, export, prediction and serving subcommands join as those layers land.
+
+Example:
+    >>> main(["models", "--json"])  # doctest: +ELLIPSIS
+    [...]
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from mayo_dx import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``mayo-dx`` command.
+
+    Example:
+        >>> build_parser().parse_args(["inspect", "record.hea"]).command
+        'inspect'
+    """
+    parser = argparse.ArgumentParser(prog="mayo-dx", description="Small, validated diagnostic models.")
+    parser.add_argument("--version", action="version", version=f"mayo-dx {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the end-to-end demo on bundled and generated data")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (re-runnable)")
+    demo.add_argument("--records", type=int, default=200, help="synthetic PTB-XL-shaped records to generate")
+    demo.add_argument("--seed", type=int, default=0, help="seed for generated data")
+
+    inspect = commands.add_parser("inspect", help="read ECG files; print summary and quality as JSON lines")
+    inspect.add_argument("paths", nargs="+", type=Path, help="WFDB records (.hea) or DICOM ECG files")
+
+    models = commands.add_parser("models", help="list registered models")
+    models.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def _inspect(paths: Sequence[Path]) -> int:
+    from mayo_dx.ecg import read
+    from mayo_dx.ecg.quality import check_quality, is_acceptable
+    from mayo_dx.errors import InputError
+
+    failures = 0
+    for path in paths:
+        try:
+            record = read(path)
+        except InputError as error:
+            failures += 1
+            print(json.dumps({"input": path.name, "error": type(error).__name__, "reason": str(error)}))
+            continue
+        issues = check_quality(record)
+        print(
+            json.dumps(
+                {
+                    "input": path.name,
+                    "record": record.summary(),
+                    "acceptable": is_acceptable(issues),
+                    "quality": [issue.to_dict() for issue in issues],
+                }
+            )
+        )
+    return 1 if failures else 0
+
+
+def _models(as_json: bool) -> int:
+    from mayo_dx.registry import get_model, list_models
+
+    entries = [get_model(name) for name in list_models()]
+    if as_json:
+        print(json.dumps([{"name": e.name, "task": e.task, "description": e.description} for e in entries]))
+    elif not entries:
+        print("no models registered (install the [train] extra for the networks)")
+    else:
+        for entry in entries:
+            print(f"{entry.name:24s} {entry.task:6s} {entry.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mayo-dx`` command; return the process exit status.
+
+    Example:
+        >>> main(["--version"])
+        Traceback (most recent call last):
+        ...
+        SystemExit: 0
+    """
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if arguments.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if arguments.command == "inspect":
+        return _inspect(arguments.paths)
+    if arguments.command == "models":
+        return _models(arguments.json)
+    if arguments.command == "demo":
+        from mayo_dx.demo import run_demo
+
+        return run_demo(arguments.out, records=arguments.records, seed=arguments.seed)
+    raise AssertionError(f"unhandled command {arguments.command}")  # argparse refuses unknown ones
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
