@@ -26,6 +26,7 @@ demo: setup
 	$(BIN)/mayo-dx demo --out $(DEMO_OUT)
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ecg_read_throughput.py
 
 clean:
