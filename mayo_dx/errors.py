@@ -15,11 +15,17 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "DuplicateSliceError",
+    "GantryTiltError",
+    "GeometryError",
     "InputError",
     "MayoDxError",
     "MissingDependency",
     "ModelNotFound",
     "PathNotAllowed",
+    "SeriesNotFound",
+    "SliceGapError",
+    "TooFewSlices",
     "UnitError",
     "UnreadableFile",
     "UnsupportedFormat",
@@ -48,6 +54,30 @@ class UnitError(InputError):
 
 class PathNotAllowed(InputError):
     """A path lies outside the allowed data roots or is otherwise refused."""
+
+
+class SeriesNotFound(UnsupportedFormat):
+    """A folder holds no usable CT series (empty, no DICOM, or every series skipped, with reasons)."""
+
+
+class GeometryError(InputError):
+    """Image geometry is inconsistent: mixed orientations, sizes or spacings, missing positions."""
+
+
+class GantryTiltError(GeometryError):
+    """Slice positions drift in-plane (a tilted gantry); the stack is not a regular grid."""
+
+
+class SliceGapError(GeometryError):
+    """Slices are missing: a step along the slice normal is far larger than the median step."""
+
+
+class DuplicateSliceError(GeometryError):
+    """Two slices share one position but hold different pixels."""
+
+
+class TooFewSlices(InputError):
+    """A series has fewer slices than the reader's ``min_slices``."""
 
 
 class ModelNotFound(MayoDxError, KeyError):
