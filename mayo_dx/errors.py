@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "DuplicateSliceError",
+    "ExportParityError",
     "GantryTiltError",
     "GeometryError",
     "InputError",
@@ -76,6 +77,10 @@ class DuplicateSliceError(GeometryError):
     """Two slices share one position but hold different pixels."""
 
 
+class ObliqueVolume(GeometryError):
+    """The volume's axes are too far from the patient axes to reorient by permutation."""
+
+
 class TooFewSlices(InputError):
     """A series has fewer slices than the reader's ``min_slices``."""
 
@@ -89,6 +94,10 @@ class ModelNotFound(MayoDxError, KeyError):
 
 class ArtifactError(MayoDxError):
     """A model artifact is missing, tampered with, truncated or inconsistent with its card."""
+
+
+class ExportParityError(ArtifactError):
+    """An exported graph disagrees with the network it came from beyond the stated tolerance."""
 
 
 class MissingDependency(MayoDxError, ImportError):

@@ -18,6 +18,17 @@ RUNTIME_IMPORTS = [
     "mayo_dx.ecg.quality",
     "mayo_dx.ecg.synthetic",
     "mayo_dx.ecg.ptbxl",
+    "mayo_dx.ecg.synthetic_ptbxl",
+    "mayo_dx.imaging",
+    "mayo_dx.imaging.read",
+    "mayo_dx.imaging.dicom",
+    "mayo_dx.imaging.nifti",
+    "mayo_dx.imaging.resample",
+    "mayo_dx.imaging.measure",
+    "mayo_dx.imaging.seg_out",
+    "mayo_dx.imaging.phantom",
+    "mayo_dx.imaging.phantom_io",
+    "mayo_dx.imaging.msd",
     "mayo_dx.cli",
 ]
 FORBIDDEN = ("torch", "lightning", "pytorch_lightning", "monai", "torchvision", "torchmetrics")

@@ -39,7 +39,7 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from mayo_dx.errors import InputError
-from mayo_dx.imaging.resample import Grid, GridLike, _as_grid
+from mayo_dx.imaging.volume import Grid, GridLike, as_grid
 
 __all__ = ["LesionMeasurement", "PancreasMeasurement", "longest_axial_diameter", "measure_labels"]
 
@@ -113,7 +113,7 @@ class PancreasMeasurement:
 
 
 def _axial_grid(labels: np.ndarray, geometry: GridLike) -> Grid:
-    grid = _as_grid(labels, geometry)
+    grid = as_grid(labels, geometry)
     if abs(np.asarray(grid.direction)[2, 2]) < np.sqrt(0.5):
         raise InputError("array axis 0 is not head-feet: reorient the label map to axial slices first")
     return grid

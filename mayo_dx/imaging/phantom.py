@@ -43,7 +43,7 @@ from mayo_dx.imaging.phantom_pancreas import (
     sample_pancreas,
     splenic_vein_centreline,
 )
-from mayo_dx.imaging.phantom_shapes import Grid, axial_diameter_mm
+from mayo_dx.imaging.phantom_shapes import SamplingGrid, axial_diameter_mm
 from mayo_dx.imaging.volume import AcquisitionInfo, CtVolume
 
 __all__ = ["PHASES", "TISSUES", "TISSUE_HU", "LesionSpec", "LesionTruth", "Phantom", "PhantomTruth", "generate_phantom"]
@@ -187,7 +187,7 @@ def _patient_hu(phase: str, rng: np.random.Generator) -> dict[str, float]:
     return values
 
 
-def _grid(shape, spacing, field_of_view_mm, body, rng) -> tuple[Grid, tuple[float, float, float]]:
+def _grid(shape, spacing, field_of_view_mm, body, rng) -> tuple[SamplingGrid, tuple[float, float, float]]:
     margin = rng.uniform(40, 90)  # drawn whatever the caller fixes, so the patient stays the same
     centre = (rng.uniform(-15, 5) * body.scale, body.centre_y + rng.uniform(-15, 15), rng.uniform(-15, 15))
     if spacing is None:
@@ -199,7 +199,7 @@ def _grid(shape, spacing, field_of_view_mm, body, rng) -> tuple[Grid, tuple[floa
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"spacing must be three positive numbers (z, y, x), got {spacing}")
     start = tuple(round(c - (n - 1) / 2 * s, 4) for c, n, s in zip(centre, shape, spacing))
-    return Grid(tuple(shape), spacing, start), spacing
+    return SamplingGrid(tuple(shape), spacing, start), spacing
 
 
 def _to_specs(lesions: int | Sequence[LesionSpec | Mapping[str, Any]]) -> list[LesionSpec]:

@@ -9,9 +9,9 @@ patient's left, y to the back and z to the head (as in LPS), scaled per patient.
 
 Example:
     >>> import numpy as np
-    >>> from mayo_dx.imaging.phantom_shapes import Grid
+    >>> from mayo_dx.imaging.phantom_shapes import SamplingGrid
     >>> body = sample_body(np.random.default_rng(0))
-    >>> grid = Grid((8, 64, 64), (25.0, 6.25, 6.25), (-87.5, -196.875, -196.875))
+    >>> grid = SamplingGrid((8, 64, 64), (25.0, 6.25, 6.25), (-87.5, -196.875, -196.875))
     >>> tissues = np.zeros(grid.shape, dtype=np.uint8)
     >>> paint_body(grid, body, tissues)
     >>> bool((tissues == TISSUES["liver"]).any()), int(tissues[0, 0, 0]) == TISSUES["air"]
@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from mayo_dx.imaging.phantom_shapes import Grid, ellipsoid_field, rasterize_tubes, smooth_centreline
+from mayo_dx.imaging.phantom_shapes import SamplingGrid, ellipsoid_field, rasterize_tubes, smooth_centreline
 
 __all__ = ["TISSUES", "BodyLayout", "paint_body", "paint_vessels", "sample_body"]
 
@@ -133,7 +133,7 @@ def _paint(tissues: np.ndarray, box, mask: np.ndarray, name: str) -> None:
     tissues[box][mask] = TISSUES[name]
 
 
-def _paint_axial(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> np.ndarray:
+def _paint_axial(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray) -> np.ndarray:
     """Paint the z-invariant cross-section (table, skin, fat, muscle); return the cavity mask."""
     y, x = grid.axis(1)[:, None], grid.axis(2)[None, :]
     semi_x, semi_y = body.core_semi_axes
@@ -158,7 +158,7 @@ def _paint_axial(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> np.ndarra
     return np.broadcast_to(cavity[None], grid.shape)
 
 
-def _paint_bowel(grid: Grid, body: BodyLayout, tissues: np.ndarray, cavity: np.ndarray) -> None:
+def _paint_bowel(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray, cavity: np.ndarray) -> None:
     for centre, radius, has_gas in body.bowel_loops:
         box = grid.box(centre - radius, centre + radius)
         if box is None:
@@ -184,7 +184,7 @@ def _paint_bowel(grid: Grid, body: BodyLayout, tissues: np.ndarray, cavity: np.n
 
 
 def _paint_hollow_tube(
-    grid: Grid, tissues: np.ndarray, field, cavity: np.ndarray | None, wall_mm: float, gas_arc_mm: float = np.inf
+    grid: SamplingGrid, tissues: np.ndarray, field, cavity: np.ndarray | None, wall_mm: float, gas_arc_mm: float = np.inf
 ) -> None:
     """Bowel: wall, fluid content, and gas in front (a supine patient) or within ``gas_arc_mm``."""
     if field is None:
@@ -217,7 +217,7 @@ def _paint_ellipsoid(grid, tissues, name, centre, semi, rotation=None, clip=None
     return box, field, inside
 
 
-def _paint_organs(grid: Grid, body: BodyLayout, tissues: np.ndarray, cavity: np.ndarray) -> None:
+def _paint_organs(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray, cavity: np.ndarray) -> None:
     p, shift, size, s = body.point, body.organ_shift_mm, body.organ_size, body.scale
     # Psoas muscles: grow from L1 downwards, beside the vertebral bodies.
     box = grid.box((-200 * s, 15 * s, -75 * s), (12 * s, 70 * s, 75 * s))
@@ -260,7 +260,7 @@ def _paint_organs(grid: Grid, body: BodyLayout, tissues: np.ndarray, cavity: np.
     _paint_duodenum(grid, body, tissues)
 
 
-def _paint_duodenum(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> None:
+def _paint_duodenum(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray) -> None:
     p = body.point
     control = np.array([p(-38, -46, 26), p(-60, -36, 18), p(-70, -18, 4), p(-70, -13, -28), p(-56, -8, -50),
                         p(-20, -7, -56), p(14, -12, -54), p(30, -22, -42), p(32, -30, -30)])  # fmt: skip
@@ -270,7 +270,7 @@ def _paint_duodenum(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> None:
     _paint_hollow_tube(grid, tissues, field, None, 3.0, gas_arc_mm=20 * body.scale)  # gas in the bulb
 
 
-def _paint_spine_and_ribs(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> None:
+def _paint_spine_and_ribs(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray) -> None:
     s = body.scale
     box = grid.box((-1e6, 15 * s, -50 * s), (1e6, 100 * s, 50 * s))
     if box is None:
@@ -319,11 +319,11 @@ def _paint_spine_and_ribs(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> 
         flat[selection] = np.where(level, np.uint8(bone), flat[selection])
 
 
-def paint_body(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> None:
+def paint_body(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray) -> None:
     """Paint everything but the pancreas, its lesions and the vessels into ``tissues`` (in place).
 
     Example:
-        >>> grid = Grid((4, 32, 32), (40.0, 12.5, 12.5), (-60.0, -193.75, -193.75))
+        >>> grid = SamplingGrid((4, 32, 32), (40.0, 12.5, 12.5), (-60.0, -193.75, -193.75))
         >>> tissues = np.zeros(grid.shape, dtype=np.uint8)
         >>> paint_body(grid, sample_body(np.random.default_rng(2)), tissues)
         >>> bool((tissues == TISSUES["subcutaneous_fat"]).any())
@@ -335,7 +335,7 @@ def paint_body(grid: Grid, body: BodyLayout, tissues: np.ndarray) -> None:
     _paint_spine_and_ribs(grid, body, tissues)
 
 
-def paint_vessels(grid: Grid, body: BodyLayout, tissues: np.ndarray, splenic_vein: np.ndarray | None) -> None:
+def paint_vessels(grid: SamplingGrid, body: BodyLayout, tissues: np.ndarray, splenic_vein: np.ndarray | None) -> None:
     """Paint the aorta, inferior vena cava, SMA, SMV/portal vein and splenic vein (in place).
 
     Vessels are painted last so that they carve their course through the pancreas and any lesion.
@@ -347,7 +347,7 @@ def paint_vessels(grid: Grid, body: BodyLayout, tissues: np.ndarray, splenic_vei
         splenic_vein: Optional ``[n, 3]`` centreline of the splenic vein (behind the pancreas).
 
     Example:
-        >>> grid = Grid((4, 32, 32), (40.0, 12.5, 12.5), (-60.0, -193.75, -193.75))
+        >>> grid = SamplingGrid((4, 32, 32), (40.0, 12.5, 12.5), (-60.0, -193.75, -193.75))
         >>> tissues = np.zeros(grid.shape, dtype=np.uint8)
         >>> paint_vessels(grid, sample_body(np.random.default_rng(2)), tissues, None)
         >>> bool((tissues == TISSUES["aorta"]).any())

@@ -35,7 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from mayo_dx.imaging.phantom_anatomy import TISSUES, BodyLayout
-from mayo_dx.imaging.phantom_shapes import Grid, TubeField, rasterize_tubes, smooth_centreline
+from mayo_dx.imaging.phantom_shapes import SamplingGrid, TubeField, rasterize_tubes, smooth_centreline
 
 __all__ = [
     "REGIONS",
@@ -164,14 +164,14 @@ class PancreasField:
         return self.tubes.normalised <= 1.0
 
 
-def rasterize_pancreas(grid: Grid, layout: PancreasLayout) -> PancreasField | None:
+def rasterize_pancreas(grid: SamplingGrid, layout: PancreasLayout) -> PancreasField | None:
     """Rasterise the gland (None when it misses the grid).
 
     Example:
         >>> from mayo_dx.imaging.phantom_anatomy import sample_body
         >>> rng = np.random.default_rng(0)
         >>> layout = sample_pancreas(rng, sample_body(rng))
-        >>> grid = Grid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
+        >>> grid = SamplingGrid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
         >>> field = rasterize_pancreas(grid, layout)
         >>> 140 < field.length_mm < 200, sorted(np.unique(field.region).tolist())
         (True, [1, 2, 3])
@@ -206,7 +206,7 @@ def paint_pancreas(tissues: np.ndarray, field: PancreasField) -> None:
     Example:
         >>> from mayo_dx.imaging.phantom_anatomy import sample_body
         >>> rng = np.random.default_rng(0)
-        >>> grid = Grid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
+        >>> grid = SamplingGrid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
         >>> field = rasterize_pancreas(grid, sample_pancreas(rng, sample_body(rng)))
         >>> tissues = np.zeros(grid.shape, dtype=np.uint8)
         >>> paint_pancreas(tissues, field)
@@ -225,7 +225,7 @@ def splenic_vein_centreline(field: PancreasField, confluence: np.ndarray, gap_mm
     Example:
         >>> from mayo_dx.imaging.phantom_anatomy import sample_body
         >>> rng = np.random.default_rng(0)
-        >>> grid = Grid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
+        >>> grid = SamplingGrid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
         >>> field = rasterize_pancreas(grid, sample_pancreas(rng, sample_body(rng)))
         >>> splenic_vein_centreline(field, np.array([-2.0, -18.0, -4.0])).shape[1]
         3
@@ -261,7 +261,7 @@ def _resolve(spec: LesionSpec, rng: np.random.Generator, used: set[str], retry: 
     return max(diameter, 3.0), location, bool(dilate)
 
 
-def _lesion_mask(grid: Grid, field: PancreasField, diameter: float, location: str, rng: np.random.Generator) -> np.ndarray:
+def _lesion_mask(grid: SamplingGrid, field: PancreasField, diameter: float, location: str, rng: np.random.Generator) -> np.ndarray:
     """One attempt at a lesion of the given size in the given region (mask over the gland box)."""
     bounds = {"head": (0.0, field.head_end_mm), "body": (field.head_end_mm, field.body_end_mm),
               "tail": (field.body_end_mm, field.length_mm)}[location]  # fmt: skip
@@ -313,7 +313,7 @@ _GLAND = [TISSUES[name] for name in ("pancreas_head", "pancreas_body", "pancreas
 
 
 def place_lesions(
-    grid: Grid, field: PancreasField, tissues: np.ndarray, specs: Sequence[LesionSpec], rng: np.random.Generator
+    grid: SamplingGrid, field: PancreasField, tissues: np.ndarray, specs: Sequence[LesionSpec], rng: np.random.Generator
 ) -> list[PlacedLesion]:
     """Draw lesions (and dilated ducts) into ``tissues`` after the vessels have been painted.
 
@@ -326,7 +326,7 @@ def place_lesions(
     Example:
         >>> from mayo_dx.imaging.phantom_anatomy import sample_body
         >>> rng = np.random.default_rng(0)
-        >>> grid = Grid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
+        >>> grid = SamplingGrid((40, 60, 80), (3.0, 3.0, 3.0), (-60.0, -90.0, -100.0))
         >>> field = rasterize_pancreas(grid, sample_pancreas(rng, sample_body(rng)))
         >>> tissues = np.zeros(grid.shape, dtype=np.uint8)
         >>> paint_pancreas(tissues, field)

@@ -5,7 +5,7 @@ the patient's left, as in LPS) on a regular grid, and only inside the bounding b
 shape being drawn, so a 512 x 512 x 200 phantom is built from small, vectorised pieces.
 
 Example:
-    >>> grid = Grid(shape=(20, 40, 40), spacing=(2.0, 2.0, 2.0), start=(-20.0, -40.0, -40.0))
+    >>> grid = SamplingGrid(shape=(20, 40, 40), spacing=(2.0, 2.0, 2.0), start=(-20.0, -40.0, -40.0))
     >>> box = grid.box((-10, -10, -10), (10, 10, 10))
     >>> inside = ellipsoid_field(grid, box, (0, 0, 0), (3, 9, 9)) <= 1
     >>> int(inside.sum()) > 0
@@ -24,7 +24,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 __all__ = [
     "Box",
-    "Grid",
+    "SamplingGrid",
     "TubeField",
     "axial_diameter_mm",
     "ellipsoid_field",
@@ -37,7 +37,7 @@ Box = tuple[slice, slice, slice]
 
 
 @dataclass(frozen=True)
-class Grid:
+class SamplingGrid:
     """A regular voxel grid in anatomical millimetres.
 
     Attributes:
@@ -46,7 +46,7 @@ class Grid:
         start: Position ``(z, y, x)`` in mm of the centre of voxel ``(0, 0, 0)``.
 
     Example:
-        >>> Grid((2, 3, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)).axis(2).tolist()
+        >>> SamplingGrid((2, 3, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)).axis(2).tolist()
         [0.0, 1.0, 2.0, 3.0]
     """
 
@@ -63,7 +63,7 @@ class Grid:
         """Index slices of the voxels whose centres lie in ``[low, high]`` (mm), or None if empty.
 
         Example:
-            >>> Grid((10, 10, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)).box((2, 2, 2), (4.5, 3, 20))
+            >>> SamplingGrid((10, 10, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)).box((2, 2, 2), (4.5, 3, 20))
             (slice(2, 5, None), slice(2, 4, None), slice(2, 10, None))
         """
         slices = []
@@ -85,7 +85,7 @@ class Grid:
 
 
 def ellipsoid_field(
-    grid: Grid,
+    grid: SamplingGrid,
     box: Box,
     centre: Sequence[float],
     semi_axes: Sequence[float],
@@ -105,7 +105,7 @@ def ellipsoid_field(
         float32 array of the box's shape.
 
     Example:
-        >>> grid = Grid((5, 5, 5), (1.0, 1.0, 1.0), (-2.0, -2.0, -2.0))
+        >>> grid = SamplingGrid((5, 5, 5), (1.0, 1.0, 1.0), (-2.0, -2.0, -2.0))
         >>> field = ellipsoid_field(grid, (slice(0, 5),) * 3, (0, 0, 0), (2, 2, 2))
         >>> float(field[2, 2, 2]), float(field[2, 2, 4])
         (0.0, 1.0)
@@ -185,7 +185,7 @@ class TubeField:
     tube_index: np.ndarray
 
 
-def _tube_box(grid: Grid, tubes: Sequence[tuple[np.ndarray, ...]], margin: float, swell: float) -> Box | None:
+def _tube_box(grid: SamplingGrid, tubes: Sequence[tuple[np.ndarray, ...]], margin: float, swell: float) -> Box | None:
     reach = [max(radii_a.max(), radii_b.max()) * swell + margin + max(grid.spacing) for _, radii_a, radii_b in tubes]
     low = np.min([points.min(axis=0) - extra for (points, _, _), extra in zip(tubes, reach)], axis=0)
     high = np.max([points.max(axis=0) + extra for (points, _, _), extra in zip(tubes, reach)], axis=0)
@@ -193,7 +193,7 @@ def _tube_box(grid: Grid, tubes: Sequence[tuple[np.ndarray, ...]], margin: float
 
 
 def rasterize_tubes(
-    grid: Grid,
+    grid: SamplingGrid,
     tubes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
     reference: Sequence[float] = (0.0, 1.0, 0.0),
@@ -220,7 +220,7 @@ def rasterize_tubes(
         A :class:`TubeField`, or None when the tubes miss the grid.
 
     Example:
-        >>> grid = Grid((10, 10, 30), (1.0, 1.0, 1.0), (-4.5, -4.5, -4.5))
+        >>> grid = SamplingGrid((10, 10, 30), (1.0, 1.0, 1.0), (-4.5, -4.5, -4.5))
         >>> tube = (np.array([[0.0, 0, 0], [0, 0, 20]]), np.array([3.0, 3]), np.array([3.0, 3]))
         >>> field = rasterize_tubes(grid, [tube])
         >>> bool(field.normalised.min() < 0.3), round(float(field.arc_mm.max()), 1)

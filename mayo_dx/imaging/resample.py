@@ -27,13 +27,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
 
-from mayo_dx.errors import InputError
-from mayo_dx.imaging.volume import CtVolume
+from mayo_dx.errors import InputError, ObliqueVolume
+from mayo_dx.imaging.geometry import to_nearest_lps
+from mayo_dx.imaging.volume import CtVolume, Grid, GridLike, as_grid
 
 __all__ = [
     "CropInfo", "CtPreprocessing", "Grid", "ObliqueVolume", "PreprocessedGeometry", "box_from_world", "crop",
@@ -44,10 +45,6 @@ __all__ = [
 Triple = tuple[float, float, float]
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]
 WorldBox = tuple[Sequence[float], Sequence[float]]
-
-
-class ObliqueVolume(InputError):
-    """The volume's axes are too far from the patient axes to reorient by permutation."""
 
 
 @dataclass(frozen=True)
@@ -111,62 +108,6 @@ class CtPreprocessing:
 
 
 @dataclass(frozen=True)
-class Grid:
-    """Voxel geometry without voxels, in :class:`CtVolume`'s conventions.
-
-    Attributes:
-        shape: Voxel counts ``(z, y, x)``; spacing: voxel size ``(z, y, x)`` mm.
-        origin: World position (LPS mm) of voxel ``(0, 0, 0)`` as ``(x, y, z)``.
-        direction: 3 x 3; columns are unit vectors along increasing x, y, z index.
-    """
-
-    shape: tuple[int, int, int]
-    spacing: Triple
-    origin: Triple = (0.0, 0.0, 0.0)
-    direction: tuple[Triple, Triple, Triple] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-    def __post_init__(self) -> None:
-        for name, kind in (("shape", int), ("spacing", float), ("origin", float)):
-            object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
-        if len(self.shape) != 3 or len(self.spacing) != 3 or min(self.spacing) <= 0:
-            raise ValueError("a grid needs a 3-D shape and three positive spacings (z, y, x)")
-        matrix = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
-        object.__setattr__(self, "direction", tuple(tuple(float(v) for v in row) for row in matrix))
-
-    @classmethod
-    def of(cls, volume: CtVolume) -> "Grid":
-        """The grid of a :class:`CtVolume`."""
-        return cls(volume.shape, volume.spacing, volume.origin, np.asarray(volume.direction))
-
-    @property
-    def affine_lps(self) -> np.ndarray:
-        """4 x 4 matrix mapping ``(x, y, z, 1)`` voxel indices to LPS mm."""
-        affine = np.eye(4)
-        affine[:3, :3] = np.asarray(self.direction) * np.asarray(self.spacing[::-1])[None, :]
-        affine[:3, 3] = self.origin
-        return affine
-
-    def index_to_world(self, indices_zyx: np.ndarray) -> np.ndarray:
-        """LPS positions ``[..., 3]`` (x, y, z mm) of ``[..., 3]`` (z, y, x) indices.
-
-        Example:
-            >>> Grid((2, 2, 2), (2.0, 1.0, 1.0)).index_to_world(np.array([1, 0, 1])).tolist()
-            [1.0, 0.0, 2.0]
-        """
-        affine = self.affine_lps
-        return np.asarray(indices_zyx, dtype=np.float64)[..., ::-1] @ affine[:3, :3].T + affine[:3, 3]
-
-    def world_to_index(self, points_lps: np.ndarray) -> np.ndarray:
-        """Continuous ``[..., 3]`` (z, y, x) indices of LPS positions (x, y, z mm)."""
-        inverse = np.linalg.inv(self.affine_lps)
-        return (np.asarray(points_lps, dtype=np.float64) @ inverse[:3, :3].T + inverse[:3, 3])[..., ::-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the grid as JSON types (``Grid(**grid.to_dict())`` rebuilds it)."""
-        return {key: np.asarray(value).tolist() for key, value in asdict(self).items()}
-
-
-@dataclass(frozen=True)
 class PreprocessedGeometry:
     """Where a preprocessed array lies: the source volume's grid and the model's grid."""
 
@@ -187,21 +128,11 @@ class CropInfo:
     source_shape: tuple[int, int, int]
 
 
-GridLike = Union[Grid, CtVolume, Sequence[float]]
-
-
-def _as_grid(array: np.ndarray, grid: GridLike) -> Grid:
-    if isinstance(grid, CtVolume):
-        grid = Grid.of(grid)
-    elif not isinstance(grid, Grid):
-        grid = Grid(np.shape(array), tuple(grid))
-    if tuple(grid.shape) != tuple(np.shape(array)):
-        raise InputError(f"array shape {np.shape(array)} does not match its grid {grid.shape}")
-    return grid
-
-
 def reorient(array: np.ndarray, grid: GridLike, max_obliquity_degrees: float = 5.0) -> tuple[np.ndarray, Grid]:
     """Permute and flip ``[z, y, x]`` to the canonical LPS orientation (a view; no interpolation).
+
+    The permutation itself is :func:`mayo_dx.imaging.geometry.to_nearest_lps`, the one the
+    readers use; this adds the obliquity limit a model's preprocessing enforces.
 
     Raises:
         ObliqueVolume: If an axis is more than ``max_obliquity_degrees`` from every patient axis.
@@ -212,23 +143,12 @@ def reorient(array: np.ndarray, grid: GridLike, max_obliquity_degrees: float = 5
         >>> array[0, 0].tolist(), np.diag(grid.direction).tolist(), grid.origin
         ([3, 2, 1, 0], [1.0, 1.0, 1.0], (-3.0, 0.0, 0.0))
     """
-    grid = _as_grid(array, grid)
-    direction = np.asarray(grid.direction)
-    source_axis = np.argmax(np.abs(direction), axis=1)  # index axis (0=x, 1=y, 2=z) per world axis
-    if sorted(source_axis.tolist()) != [0, 1, 2]:
-        raise ObliqueVolume("the volume axes do not map one-to-one onto patient axes")
-    cosines = direction[np.arange(3), source_axis]
-    worst = float(np.degrees(np.arccos(np.clip(np.abs(cosines).min(), 0.0, 1.0))))
+    grid = as_grid(array, grid)
+    output, spacing, origin, direction, _ = to_nearest_lps(array, grid.spacing, grid.origin, np.asarray(grid.direction))
+    worst = float(np.degrees(np.arccos(np.clip(np.diag(direction).min(), -1.0, 1.0))))
     if worst > max_obliquity_degrees:
         raise ObliqueVolume(f"volume is oblique by {worst:.1f} degrees (limit {max_obliquity_degrees})")
-    array_axis = [2 - int(source_axis[world]) for world in (2, 1, 0)]  # output z, y, x <- S, P, L
-    flipped = [bool(cosines[world] < 0) for world in (2, 1, 0)]
-    output = np.transpose(array, array_axis)[tuple(slice(None, None, -1 if flip else 1) for flip in flipped)]
-    corner = np.zeros(3)
-    corner[array_axis] = [(grid.shape[axis] - 1) * flip for axis, flip in zip(array_axis, flipped)]
-    spacing = tuple(grid.spacing[axis] for axis in array_axis)
-    new_direction = direction[:, source_axis] * np.sign(cosines)[None, :]
-    return output, Grid(output.shape, spacing, tuple(grid.index_to_world(corner).tolist()), new_direction)
+    return output, Grid(output.shape, spacing, origin, direction)
 
 
 def resample(
@@ -243,7 +163,7 @@ def resample(
         >>> array.shape, array.dtype, grid.origin
         ((20, 10, 10), dtype('float32'), (0.375, 0.375, -0.75))
     """
-    grid = _as_grid(array, grid)
+    grid = as_grid(array, grid)
     source_shape, source_spacing = np.asarray(grid.shape), np.asarray(grid.spacing)
     target = np.asarray(target_spacing, dtype=np.float64)
     shape = np.maximum(1, np.round(source_shape * source_spacing / target)).astype(int)
@@ -268,7 +188,7 @@ def resample_to_grid(
         >>> resample_to_grid(np.arange(8).reshape(2, 2, 2), coarse, Grid((5, 1, 1), (1, 1, 1)))[:, 0, 0].tolist()
         [0, 0, 4, 4, 0]
     """
-    grid = _as_grid(array, grid)
+    grid = as_grid(array, grid)
     mapping = np.linalg.inv(grid.affine_lps) @ target_grid.affine_lps  # target xyz index -> source
     matrix, offset = mapping[:3, :3][::-1, ::-1], mapping[:3, 3][::-1]
     if np.allclose(matrix, np.diag(np.diag(matrix)), atol=1e-9):
@@ -318,7 +238,7 @@ def crop(array: np.ndarray, grid: GridLike, start: Sequence[int], stop: Sequence
         >>> part.shape, float(part.sum()), info.start, grid.origin
         ((4, 4, 4), 27.0, (-1, -1, -1), (-1.0, -1.0, -1.0))
     """
-    grid = _as_grid(array, grid)
+    grid = as_grid(array, grid)
     margin = np.ceil(margin_mm / np.asarray(grid.spacing) - 1e-9).astype(int)
     begin, end = np.asarray(start, dtype=int) - margin, np.asarray(stop, dtype=int) + margin
     if np.any(end <= begin):
@@ -384,7 +304,7 @@ def preprocess_ct(volume: CtVolume | np.ndarray, params: CtPreprocessing, spacin
         raise InputError("a plain array needs its spacing (z, y, x) in mm")
     hu = volume.hu if isinstance(volume, CtVolume) else np.asarray(volume)
     hu = hu if hu.dtype in (np.int16, np.float32) else hu.astype(np.float32)
-    source = _as_grid(hu, volume if isinstance(volume, CtVolume) else spacing)
+    source = as_grid(hu, volume if isinstance(volume, CtVolume) else spacing)
     array, target = _to_model_grid(hu, source, params, 1, params.fill_hu, box)
     # Window in place only on a float32 array allocated here, never on the caller's voxels.
     owned = array.dtype == np.float32 and array.flags.owndata and not np.may_share_memory(array, hu)
@@ -408,7 +328,7 @@ def preprocess_labels(labels: np.ndarray, volume: GridLike, params: CtPreprocess
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise InputError("label values must lie in 0-255")
-    source = _as_grid(labels, volume)
+    source = as_grid(labels, volume)
     array, target = _to_model_grid(labels.astype(np.uint8, copy=False), source, params, 0, 0, box)
     return np.ascontiguousarray(array), PreprocessedGeometry(source, target)
 

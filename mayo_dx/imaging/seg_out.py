@@ -51,7 +51,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from mayo_dx.errors import InputError
-from mayo_dx.imaging.resample import GridLike, _as_grid
+from mayo_dx.imaging.volume import GridLike, as_grid
 
 __all__ = ["PANCREAS_SEGMENTS", "SegmentSpec", "write_dicom_seg", "write_nifti_labels"]
 
@@ -115,7 +115,7 @@ def write_nifti_labels(labels: np.ndarray, geometry: GridLike, path: str | PathL
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise InputError("label values must lie in 0-255")
-    grid = _as_grid(labels, geometry)
+    grid = as_grid(labels, geometry)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ grid.affine_lps  # LPS -> RAS
     image = nibabel.Nifti1Image(np.ascontiguousarray(labels.astype(np.uint8).transpose(2, 1, 0)), affine)
     image.set_qform(affine, code=1)

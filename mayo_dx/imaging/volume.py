@@ -21,12 +21,16 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Sequence, Union
 
 import numpy as np
 
-__all__ = ["AcquisitionInfo", "CtVolume"]
+from mayo_dx.errors import InputError
+
+__all__ = ["AcquisitionInfo", "CtVolume", "Grid", "GridLike", "as_grid"]
+
+Triple = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -143,3 +147,81 @@ class CtVolume:
             "warnings": list(self.warnings),
             "source_format": self.source_format,
         }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Voxel geometry without voxels, in :class:`CtVolume`'s conventions.
+
+    Attributes:
+        shape: Voxel counts ``(z, y, x)``; spacing: voxel size ``(z, y, x)`` mm.
+        origin: World position (LPS mm) of voxel ``(0, 0, 0)`` as ``(x, y, z)``.
+        direction: 3 x 3; columns are unit vectors along increasing x, y, z index.
+    """
+
+    shape: tuple[int, int, int]
+    spacing: Triple
+    origin: Triple = (0.0, 0.0, 0.0)
+    direction: tuple[Triple, Triple, Triple] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        for name, kind in (("shape", int), ("spacing", float), ("origin", float)):
+            object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
+        if len(self.shape) != 3 or len(self.spacing) != 3 or min(self.spacing) <= 0:
+            raise ValueError("a grid needs a 3-D shape and three positive spacings (z, y, x)")
+        matrix = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        object.__setattr__(self, "direction", tuple(tuple(float(v) for v in row) for row in matrix))
+
+    @classmethod
+    def of(cls, volume: CtVolume) -> "Grid":
+        """The grid of a :class:`CtVolume`."""
+        return cls(volume.shape, volume.spacing, volume.origin, np.asarray(volume.direction))
+
+    @property
+    def affine_lps(self) -> np.ndarray:
+        """4 x 4 matrix mapping ``(x, y, z, 1)`` voxel indices to LPS mm."""
+        affine = np.eye(4)
+        affine[:3, :3] = np.asarray(self.direction) * np.asarray(self.spacing[::-1])[None, :]
+        affine[:3, 3] = self.origin
+        return affine
+
+    def index_to_world(self, indices_zyx: np.ndarray) -> np.ndarray:
+        """LPS positions ``[..., 3]`` (x, y, z mm) of ``[..., 3]`` (z, y, x) indices.
+
+        Example:
+            >>> Grid((2, 2, 2), (2.0, 1.0, 1.0)).index_to_world(np.array([1, 0, 1])).tolist()
+            [1.0, 0.0, 2.0]
+        """
+        affine = self.affine_lps
+        return np.asarray(indices_zyx, dtype=np.float64)[..., ::-1] @ affine[:3, :3].T + affine[:3, 3]
+
+    def world_to_index(self, points_lps: np.ndarray) -> np.ndarray:
+        """Continuous ``[..., 3]`` (z, y, x) indices of LPS positions (x, y, z mm)."""
+        inverse = np.linalg.inv(self.affine_lps)
+        return (np.asarray(points_lps, dtype=np.float64) @ inverse[:3, :3].T + inverse[:3, 3])[..., ::-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the grid as JSON types (``Grid(**grid.to_dict())`` rebuilds it)."""
+        return {key: np.asarray(value).tolist() for key, value in asdict(self).items()}
+
+
+GridLike = Union[Grid, CtVolume, Sequence[float]]
+
+
+def as_grid(array: np.ndarray, grid: GridLike) -> Grid:
+    """The :class:`Grid` of ``array`` from a grid, a volume or a ``(z, y, x)`` spacing.
+
+    Raises:
+        InputError: If the array shape differs from the grid shape.
+
+    Example:
+        >>> as_grid(np.zeros((2, 3, 4)), (2.0, 1.0, 1.0)).shape
+        (2, 3, 4)
+    """
+    if isinstance(grid, CtVolume):
+        grid = Grid.of(grid)
+    elif not isinstance(grid, Grid):
+        grid = Grid(np.shape(array), tuple(grid))
+    if tuple(grid.shape) != tuple(np.shape(array)):
+        raise InputError(f"array shape {np.shape(array)} does not match its grid {grid.shape}")
+    return grid
