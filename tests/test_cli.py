@@ -1,0 +1,60 @@
+"""The ``mayo-dx`` command line: demo, inspect, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from mayo_dx.cli import main
+from mayo_dx.demo import run_demo
+
+
+def test_inspect_reports_summary_and_quality_without_identifiers(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(get_testdata_file("waveform_ecg.dcm"))
+    assert main(["inspect", str(path)]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["input"] == "waveform_ecg.dcm"
+    assert line["record"]["fs"] == 1000.0 and line["acceptable"] is True
+    assert "patient" not in json.dumps(line).lower()
+
+
+def test_inspect_reports_an_unreadable_file_and_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.hea"
+    broken.write_text("broken 12 500 5000\nnot a signal line\n")
+    good = Path(get_testdata_file("waveform_ecg.dcm"))
+    assert main(["inspect", str(broken), str(good)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["input"] for line in lines] == ["broken.hea", "waveform_ecg.dcm"]
+    assert "error" in lines[0] and lines[0]["reason"]
+    assert lines[1]["acceptable"] is True
+
+
+def test_demo_runs_every_step_and_is_rerunnable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert run_demo(out, records=30, seed=3) == 0
+    first = json.loads((out / "report.json").read_text())
+    printed = capsys.readouterr().out
+    assert "[1/" in printed and "report.md" in printed
+    assert first["Real DICOM ECG: read and quality"]["acceptable"] is True
+    assert sum(first["Synthetic PTB-XL-shaped data"]["records"].values()) == 30
+    corrupted = first["Corrupted ECG: abstention reasons"]
+    assert corrupted["acceptable"] is False
+    assert {issue["code"] for issue in corrupted["issues"]} >= {"flat_line"}
+    assert corrupted["abstention"]["summary"].startswith("cannot assess")
+    ct = first["CT phantom: DICOM series, read back, measurements"]
+    assert ct["hu_round_trip_exact"] is True
+    truth = ct["truth"]["lesions"][0]["diameter_mm"]
+    measured = ct["measurement"]["lesions"][0]["longest_axial_diameter_mm"]
+    assert np.isclose(measured, truth, atol=0.5)
+    assert run_demo(out, records=30, seed=3) == 0  # idempotent: same results again
+    second = json.loads((out / "report.json").read_text())
+    assert second["Synthetic PTB-XL-shaped data"] == first["Synthetic PTB-XL-shaped data"]
+
+
+def test_demo_refuses_too_few_records(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 20"):
+        run_demo(tmp_path, records=5)
