@@ -29,6 +29,10 @@ RUNTIME_IMPORTS = [
     "mayo_dx.imaging.phantom",
     "mayo_dx.imaging.phantom_io",
     "mayo_dx.imaging.msd",
+    "mayo_dx.metrics",
+    "mayo_dx.calibration",
+    "mayo_dx.ecg.network_specs",
+    "mayo_dx.paths",
     "mayo_dx.cli",
 ]
 FORBIDDEN = ("torch", "lightning", "pytorch_lightning", "monai", "torchvision", "torchmetrics")
