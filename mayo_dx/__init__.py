@@ -13,6 +13,7 @@ from mayo_dx.card import Label, ModelCard
 from mayo_dx.errors import InputError, MayoDxError
 from mayo_dx.registry import get_model, list_models, register_model
 from mayo_dx.results import Abstention, Diagnosis, Finding, QualityIssue
+from mayo_dx.runtime import Predictor, load
 
 __version__ = "0.1.0"
 
@@ -24,9 +25,11 @@ __all__ = [
     "Label",
     "MayoDxError",
     "ModelCard",
+    "Predictor",
     "QualityIssue",
     "__version__",
     "get_model",
     "list_models",
+    "load",
     "register_model",
 ]

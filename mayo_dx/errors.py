@@ -20,9 +20,11 @@ __all__ = [
     "GantryTiltError",
     "GeometryError",
     "InputError",
+    "LimitExceeded",
     "MayoDxError",
     "MissingDependency",
     "ModelNotFound",
+    "ObliqueVolume",
     "PathNotAllowed",
     "SeriesNotFound",
     "SliceGapError",
@@ -55,6 +57,10 @@ class UnitError(InputError):
 
 class PathNotAllowed(InputError):
     """A path lies outside the allowed data roots or is otherwise refused."""
+
+
+class LimitExceeded(InputError):
+    """An input or a call exceeds a configured limit (file size, files per series, time per call)."""
 
 
 class SeriesNotFound(UnsupportedFormat):

@@ -1,0 +1,178 @@
+"""ECG runtime speed: onnxruntime vs torch eager, achieved GFLOP/s, file -> Diagnosis latency, INT8.
+
+Measured side by side in one run, with the same thread count for every engine:
+
+* batch throughput (windows/s) of one network on ``[batch, 12, length]`` float32 (default the
+  benchmark recipe's 2.5 s window at 100 Hz: 250 samples, batch 64), torch eager
+  (``inference_mode``) vs onnxruntime (the exported artifact, default session options);
+* achieved GFLOP/s of onnxruntime (FLOPs counted by ``torch.utils.flop_counter`` on the same
+  batch) against a float32 matrix multiply (``torch.mm``, 2048 x 2048) measured in this run;
+* single record, file on disk (10 s, 500 Hz WFDB) to ``Diagnosis``: p50 and p90 latency of
+  ``EcgPredictor.predict`` (read, quality, preprocessing, windows, onnxruntime, calibration);
+* with ``--int8``: the statically quantised artifact's throughput and AUROC change
+  (:func:`mayo_dx.export.quantize.quantize_artifact`, generated records).
+
+Networks are untrained (speed does not depend on the weights). ``--write`` replaces the
+"ECG runtime speed" section of benchmarks/RESULTS.md.
+
+Run: ``.venv/bin/python benchmarks/ecg_runtime_speed.py --threads 2 --int8 --write``
+Smoke: ``.venv/bin/python benchmarks/ecg_runtime_speed.py --smoke``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnxruntime
+import torch
+
+from mayo_dx.card import Label, ModelCard
+from mayo_dx.ecg.nets import build_network
+from mayo_dx.ecg.record import STANDARD_LEADS
+from mayo_dx.ecg.signal import EcgPreprocessing
+from mayo_dx.ecg.synthetic import SUPERCLASSES, generate_ecg
+from mayo_dx.export import ecg_parity_inputs, export_model
+from mayo_dx.runtime import load
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md"
+SECTION = "## ECG runtime speed"
+
+
+def best_seconds(function: Callable[[], Any], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after two warm-up calls."""
+    function()
+    function()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def matmul_gflops(threads: int, size: int, repeats: int) -> float:
+    """float32 ``torch.mm`` GFLOP/s on ``size x size`` matrices (2 n^3 FLOPs)."""
+    torch.set_num_threads(threads)
+    left, right = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / best_seconds(lambda: torch.mm(left, right), repeats) / 1e9
+
+
+def card_for(name: str) -> ModelCard:
+    return ModelCard(
+        name=name, version="bench", task="ecg", labels=tuple(Label(label) for label in SUPERCLASSES),
+        input_spec={"leads": list(STANDARD_LEADS), "sampling_rate": 100.0, "window_samples": 250,
+                    "stride_samples": 125, "aggregation": "max", "multi_label": True, "min_duration_s": 5.0},
+        preprocessing=EcgPreprocessing(target_fs=100.0, highpass_hz=0.5, normalisation="per_record").to_dict(),
+        thresholds={label: 0.5 for label in SUPERCLASSES}, calibration={"method": "temperature", "temperature": [1.0]},
+        training_data="untrained (benchmark)", synthetic_training_data=True)
+
+
+def write_record(folder: Path) -> Path:
+    import wfdb
+
+    record = generate_ecg(("NORM",), fs=500.0, seed=0)
+    digital = np.round(np.asarray(record.signal, dtype=np.float64).T * 1000).astype(np.int16)
+    wfdb.wrsamp("bench", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_LEADS), d_signal=digital,
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    return folder / "bench.hea"
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(arguments.threads)
+    card = card_for(arguments.network)
+    network = build_network(arguments.network, num_labels=len(card.labels)).eval()
+    batch = np.random.default_rng(0).normal(size=(arguments.batch, 12, arguments.length)).astype(np.float32)
+    results: dict[str, Any] = {"network": arguments.network, "batch": arguments.batch, "length": arguments.length,
+                               "threads": arguments.threads}
+    with tempfile.TemporaryDirectory() as folder:
+        artifact = export_model(network, card, Path(folder) / "model.onnx",
+                                parity_inputs=[batch[:2], *ecg_parity_inputs(card, [], generated=1)])
+        predictor = load(artifact, threads=arguments.threads)
+        session = predictor.session()
+        tensor = torch.from_numpy(batch)
+        with torch.inference_mode():
+            torch_s = best_seconds(lambda: network(tensor), arguments.repeats)
+        ort_s = best_seconds(lambda: session.run(None, {"signal": batch}), arguments.repeats)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            network(tensor)
+        flops = counter.get_total_flops()
+        results.update(torch_windows_per_s=arguments.batch / torch_s, onnxruntime_windows_per_s=arguments.batch / ort_s,
+                       speedup=torch_s / ort_s, gflop_per_batch=flops / 1e9, onnxruntime_gflops=flops / ort_s / 1e9,
+                       torch_gflops=flops / torch_s / 1e9)
+        results["matmul_gflops"] = matmul_gflops(arguments.threads, arguments.matmul_size, arguments.repeats)
+        results["onnxruntime_fraction_of_matmul"] = results["onnxruntime_gflops"] / results["matmul_gflops"]
+        path = write_record(Path(folder))
+        latencies = []
+        predictor.predict(path)
+        for _ in range(arguments.records):
+            start = time.perf_counter()
+            predictor.predict(path)
+            latencies.append(time.perf_counter() - start)
+        results.update(record_p50_ms=1000 * statistics.median(latencies),
+                       record_p90_ms=1000 * float(np.percentile(latencies, 90)))
+        if arguments.int8:
+            from mayo_dx.export.quantize import quantize_artifact
+
+            report = quantize_artifact(artifact, Path(folder) / "model.int8.onnx", records=arguments.quantize_records,
+                                       max_auroc_drop=1.0)
+            int8 = load(report["artifact"], threads=arguments.threads).session()
+            int8_s = best_seconds(lambda: int8.run(None, {"signal": batch}), arguments.repeats)
+            results.update(int8_windows_per_s=arguments.batch / int8_s, int8_speedup_over_fp32=ort_s / int8_s,
+                           int8_auroc_change=report["auroc_change"], int8_auroc_fp32=report["auroc_fp32"])
+    return results
+
+
+def markdown(results: dict[str, Any], command: str) -> str:
+    rows = [f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+            for key, value in results.items()]
+    machine = f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, " \
+              f"onnxruntime {onnxruntime.__version__}"
+    return "\n".join([SECTION, "", f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {machine})", "",
+                      "| quantity | value |", "|---|---:|", *rows, ""])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="xresnet1d101")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--length", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--records", type=int, default=50, help="single-record latency samples")
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--int8", action="store_true", help="also quantise and time the INT8 artifact")
+    parser.add_argument("--quantize-records", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
+    parser.add_argument("--write", action="store_true", help="replace the section in benchmarks/RESULTS.md")
+    arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.network, arguments.batch, arguments.repeats, arguments.records = "xresnet1d18", 8, 2, 3
+        arguments.matmul_size, arguments.quantize_records = 256, 40
+    results = run(arguments)
+    print(json.dumps(results, indent=1))
+    if arguments.write and not arguments.smoke:
+        import sys
+
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        section = markdown(results, "python " + " ".join(["benchmarks/ecg_runtime_speed.py", *sys.argv[1:]]))
+        if SECTION in text:
+            start = text.index(SECTION)
+            following = text.find("\n## ", start + len(SECTION))
+            text = text[:start] + section + (text[following:] if following >= 0 else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

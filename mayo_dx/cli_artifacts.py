@@ -1,0 +1,111 @@
+"""``mayo-dx export``, ``predict`` and ``quantize``: argument parsers and handlers.
+
+Kept out of :mod:`mayo_dx.cli` so that module stays small; importing this module imports
+nothing heavy (torch only inside ``export`` and ``quantize``, when they run).
+
+Exit status of ``predict``: 0 when every input gave a diagnosis or an abstention, 1 when at
+least one input failed (its error is in the JSON lines; the batch still ran to the end), 2
+when the artifact itself cannot be loaded.
+
+Example:
+    >>> import argparse
+    >>> commands = argparse.ArgumentParser().add_subparsers(dest="command")
+    >>> add_artifact_commands(commands)
+    >>> sorted(commands.choices)
+    ['export', 'predict', 'quantize']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_artifact_commands", "run_artifact_command"]
+
+logger = logging.getLogger("mayo_dx.cli")
+
+
+def add_artifact_commands(commands: Any) -> None:
+    """Add the ``export``, ``predict`` and ``quantize`` subcommands to a subparsers object.
+
+    Example:
+        >>> commands = argparse.ArgumentParser().add_subparsers(dest="command")
+        >>> add_artifact_commands(commands)
+    """
+    export = commands.add_parser("export", help="export a trained checkpoint to a verified ONNX artifact")
+    export.add_argument("checkpoint", type=Path, help="Lightning .ckpt from mayo-dx training")
+    export.add_argument("-o", "--output", type=Path, required=True, help="artifact path (.onnx)")
+    export.add_argument("--parity-data", type=Path, default=None, help="folder with the shared/data/ecg layout")
+    export.add_argument("--generated", type=int, default=8, help="generated parity records (default 8)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    export.add_argument("--atol", type=float, default=1e-4, help="parity absolute tolerance (default 1e-4)")
+
+    predict = commands.add_parser("predict", help="run an artifact over files, folders and CSV manifests; JSON lines")
+    predict.add_argument("artifact", type=Path, help=".onnx artifact or artifact folder")
+    predict.add_argument("inputs", nargs="+", help="files, folders (searched for .hea/.dcm) or .csv manifests")
+    predict.add_argument("--out", default="-", help="JSON-lines output file ('-' for stdout, the default)")
+    predict.add_argument("--workers", type=int, default=2, help="reader threads (default 2)")
+    predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    predict.add_argument("--no-progress", action="store_true", help="hide the progress bar on stderr")
+
+    quantize = commands.add_parser("quantize", help="static INT8 (QDQ, per-channel) copy of an ECG artifact")
+    quantize.add_argument("artifact", type=Path, help="float32 .onnx artifact")
+    quantize.add_argument("-o", "--output", type=Path, default=None, help="default: <name>.int8.onnx")
+    quantize.add_argument("--records", type=int, default=200, help="generated records for calibration/evaluation")
+    quantize.add_argument("--max-auroc-drop", type=float, default=0.01, help="refuse above this drop (default 0.01)")
+    quantize.add_argument("--seed", type=int, default=0, help="seed of the generated records")
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    from mayo_dx.errors import ArtifactError
+    from mayo_dx.runtime import load
+    from mayo_dx.runtime_batch import discover_inputs, predict_to_jsonl
+
+    try:
+        predictor = load(arguments.artifact, threads=arguments.threads)
+    except ArtifactError as error:
+        print(f"mayo-dx predict: {error}", file=sys.stderr)
+        return 2
+    out = sys.stdout if arguments.out == "-" else open(arguments.out, "w", encoding="utf-8")
+    try:
+        counts = predict_to_jsonl(predictor, discover_inputs(arguments.inputs), out, workers=arguments.workers,
+                                  progress=not arguments.no_progress)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    logger.info("predict: %s", json.dumps(counts))
+    return 1 if counts["error"] else 0
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    from mayo_dx.export.checkpoint import export_checkpoint
+
+    path = export_checkpoint(arguments.checkpoint, arguments.output, parity_data=arguments.parity_data,
+                             generated=arguments.generated, opset=arguments.opset, atol=arguments.atol)
+    print(json.dumps({"artifact": str(path)}))
+    return 0
+
+
+def _quantize(arguments: argparse.Namespace) -> int:
+    from mayo_dx.export.quantize import quantize_artifact
+
+    report = quantize_artifact(arguments.artifact, arguments.output, records=arguments.records,
+                               max_auroc_drop=arguments.max_auroc_drop, seed=arguments.seed)
+    print(json.dumps(report))
+    return 0
+
+
+def run_artifact_command(arguments: argparse.Namespace) -> int | None:
+    """Run ``export``/``predict``/``quantize`` if that is the command; else return ``None``.
+
+    Example:
+        >>> run_artifact_command(argparse.Namespace(command="models")) is None
+        True
+    """
+    handlers = {"export": _export, "predict": _predict, "quantize": _quantize}
+    handler = handlers.get(arguments.command)
+    return None if handler is None else handler(arguments)

@@ -1,0 +1,16 @@
+"""Export trained networks to self-describing, verified ONNX artifacts (training layer).
+
+:func:`export_model` writes one ``.onnx`` file with the model card inside; :func:`export_stages`
+writes a folder artifact for multi-stage models (e.g. a CT localiser and analyser). Both run
+``onnx.checker`` and torch-vs-onnxruntime parity on every export. The artifact format is
+described in :mod:`mayo_dx.artifact`; the torch-free runtime reads it with
+:func:`mayo_dx.runtime.load`.
+
+Example:
+    >>> from mayo_dx.export import export_model  # doctest: +SKIP
+"""
+
+from mayo_dx.export.onnx import ExportStage, export_model, export_stages
+from mayo_dx.export.parity import default_ecg_records, ecg_parity_inputs
+
+__all__ = ["ExportStage", "default_ecg_records", "ecg_parity_inputs", "export_model", "export_stages"]
