@@ -46,6 +46,15 @@ RUNTIME_IMPORTS = [
     "mayo_dx.plots_ecg",
     "mayo_dx.plots_ct",
     "mayo_dx.plots_training",
+    "mayo_dx.llm",
+    "mayo_dx.llm.guard",
+    "mayo_dx.llm.phi",
+    "mayo_dx.llm.audit",
+    "mayo_dx.llm.catalog",
+    "mayo_dx.llm.tools",
+    "mayo_dx.llm.toolbox",
+    "mayo_dx.llm.server",
+    "mayo_dx.llm.cli",
     "mayo_dx.cli",
 ]
 FORBIDDEN = ("torch", "lightning", "pytorch_lightning", "monai", "torchvision", "torchmetrics")
