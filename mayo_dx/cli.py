@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list registered models")
     models.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    from mayo_dx.cli_artifacts import add_artifact_commands
+
+    add_artifact_commands(commands)  # export, predict, quantize
+    from mayo_dx.llm.cli import add_llm_commands
+
+    add_llm_commands(commands)  # serve, tools
+    from mayo_dx.cli_training import add_training_commands
+
+    add_training_commands(commands)  # fit, validate, test (LightningCLI), evaluate
     return parser
 
 
@@ -99,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ...
         SystemExit: 0
     """
+    from mayo_dx.cli_training import lightning_subcommand
+
+    status = lightning_subcommand(argv)  # LightningCLI parses its own arguments
+    if status is not None:
+        return status
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if arguments.verbose else logging.INFO,
@@ -113,6 +128,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mayo_dx.demo import run_demo
 
         return run_demo(arguments.out, records=arguments.records, seed=arguments.seed)
+    from mayo_dx.cli_artifacts import run_artifact_command
+
+    status = run_artifact_command(arguments)
+    if status is not None:
+        return status
+    from mayo_dx.llm.cli import run_llm_command
+
+    status = run_llm_command(arguments)
+    if status is not None:
+        return status
+    from mayo_dx.cli_training import run_training_command
+
+    status = run_training_command(arguments)
+    if status is not None:
+        return status
     raise AssertionError(f"unhandled command {arguments.command}")  # argparse refuses unknown ones
 
 

@@ -55,6 +55,10 @@ RUNTIME_IMPORTS = [
     "mayo_dx.llm.toolbox",
     "mayo_dx.llm.server",
     "mayo_dx.llm.cli",
+    "mayo_dx.ecg.sources",
+    "mayo_dx.ecg.manifest",
+    "mayo_dx.ecg.signal_cache",
+    "mayo_dx.cli_training",
     "mayo_dx.cli",
 ]
 FORBIDDEN = ("torch", "lightning", "pytorch_lightning", "monai", "torchvision", "torchmetrics")
