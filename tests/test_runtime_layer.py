@@ -39,6 +39,7 @@ RUNTIME_IMPORTS = [
     "mayo_dx.runtime_ecg",
     "mayo_dx.runtime_saliency",
     "mayo_dx.runtime_batch",
+    "mayo_dx.scale",
     "mayo_dx.cli_artifacts",
     "mayo_dx.ecg.heart_rate",
     "mayo_dx.plots",
