@@ -5,7 +5,7 @@ file and report its PHI-free summary and quality as JSON), ``models`` (registere
 Training, export, prediction and serving subcommands join as those layers land.
 
 Example:
-    >>> main(["models", "--json"])  # doctest: +ELLIPSIS
+    >>> main(["models", "--networks", "--json"])  # doctest: +ELLIPSIS
     [...]
     0
 """
@@ -38,14 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the end-to-end demo on bundled and generated data")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (re-runnable)")
-    demo.add_argument("--records", type=int, default=200, help="synthetic PTB-XL-shaped records to generate")
-    demo.add_argument("--seed", type=int, default=0, help="seed for generated data")
+    demo.add_argument("--records", type=int, default=1000, help="synthetic PTB-XL-shaped records to generate")
+    demo.add_argument("--seed", type=int, default=0, help="seed for generated data and training")
+    demo.add_argument("--models", type=Path, default=None,
+                      help="where the demo's artifacts go (default: $MAYO_DX_MODELS or ~/.local/share/mayo-dx/models)")
+    demo.add_argument("--quick", action="store_true", help="fewer epochs and phantoms (a smoke run)")
+    demo.add_argument("--data-only", action="store_true", help="only the data-path steps (no training)")
 
     inspect = commands.add_parser("inspect", help="read ECG files; print summary and quality as JSON lines")
     inspect.add_argument("paths", nargs="+", type=Path, help="WFDB records (.hea) or DICOM ECG files")
 
-    models = commands.add_parser("models", help="list registered models")
+    models = commands.add_parser("models", help="list the trained artifacts in the models folder")
     models.add_argument("--json", action="store_true", help="print JSON instead of text")
+    models.add_argument("--models", type=Path, default=None,
+                        help="models folder (default: $MAYO_DX_MODELS or ~/.local/share/mayo-dx/models)")
+    models.add_argument("--networks", action="store_true", help="list the registered network architectures instead")
 
     from mayo_dx.cli_artifacts import add_artifact_commands
 
@@ -86,14 +93,42 @@ def _inspect(paths: Sequence[Path]) -> int:
     return 1 if failures else 0
 
 
-def _models(as_json: bool) -> int:
+def _models(as_json: bool, folder: Path | None, networks: bool) -> int:
+    if networks:
+        return _networks(as_json)
+    from mayo_dx.models_folder import list_artifacts
+    from mayo_dx.paths import default_models_dir
+
+    folder = folder if folder is not None else default_models_dir()
+    entries = list_artifacts(folder)
+    if as_json:
+        print(json.dumps(entries))
+    elif not entries:
+        print(f"no model artifacts in {folder} (make demo trains and exports two; see README)")
+    else:
+        for entry in entries:
+            if "error" in entry:
+                print(f"{entry['name']:36s} REFUSED  {entry['error']}")
+                continue
+            note = "synthetic training data" if entry["synthetic_training_data"] else ""
+            print(f"{entry['name']:36s} {entry['task']:4s} {entry['version']:8s} {','.join(entry['labels'])[:40]:40s} "
+                  f"{note}  {entry['path']}")
+    return 0
+
+
+def _networks(as_json: bool) -> int:
+    import importlib.util
+
     from mayo_dx.registry import get_model, list_models
 
+    if importlib.util.find_spec("torch") is not None:  # the networks register on import (training layer)
+        import mayo_dx.ecg.nets  # noqa: F401
+        import mayo_dx.imaging.nets  # noqa: F401
     entries = [get_model(name) for name in list_models()]
     if as_json:
         print(json.dumps([{"name": e.name, "task": e.task, "description": e.description} for e in entries]))
     elif not entries:
-        print("no models registered (install the [train] extra for the networks)")
+        print("no networks registered (install the [train] extra)")
     else:
         for entry in entries:
             print(f"{entry.name:24s} {entry.task:6s} {entry.description}")
@@ -115,19 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if status is not None:
         return status
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if arguments.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Our messages at INFO (DEBUG with -v); other libraries' at WARNING, so that libraries with
+    # their own handlers (Lightning) do not print each message twice.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("mayo_dx").setLevel(logging.DEBUG if arguments.verbose else logging.INFO)
     if arguments.command == "inspect":
         return _inspect(arguments.paths)
     if arguments.command == "models":
-        return _models(arguments.json)
+        return _models(arguments.json, arguments.models, arguments.networks)
     if arguments.command == "demo":
         from mayo_dx.demo import run_demo
 
-        return run_demo(arguments.out, records=arguments.records, seed=arguments.seed)
+        return run_demo(arguments.out, records=arguments.records, seed=arguments.seed, models=arguments.models,
+                        quick=arguments.quick, data_only=arguments.data_only)
     from mayo_dx.cli_artifacts import run_artifact_command
 
     status = run_artifact_command(arguments)

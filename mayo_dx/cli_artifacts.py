@@ -37,15 +37,21 @@ def add_artifact_commands(commands: Any) -> None:
         >>> add_artifact_commands(commands)
     """
     export = commands.add_parser("export", help="export a trained checkpoint to a verified ONNX artifact")
-    export.add_argument("checkpoint", type=Path, help="Lightning .ckpt from mayo-dx training")
-    export.add_argument("-o", "--output", type=Path, required=True, help="artifact path (.onnx)")
-    export.add_argument("--parity-data", type=Path, default=None, help="folder with the shared/data/ecg layout")
-    export.add_argument("--generated", type=int, default=8, help="generated parity records (default 8)")
+    export.add_argument("checkpoint", type=Path, help="Lightning .ckpt from mayo-dx training (CT: the analyser)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="artifact path (.onnx; a folder for CT)")
+    export.add_argument("--localiser", type=Path, default=None,
+                        help="CT only: the localiser .ckpt (the positional checkpoint is then the analyser)")
+    export.add_argument("--parity-data", type=Path, default=None,
+                        help="folder with the shared/data/ecg (or shared/data/ct) layout")
+    export.add_argument("--generated", type=int, default=None,
+                        help="generated parity records (ECG, default 8) or phantom studies (CT, default 2)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
-    export.add_argument("--atol", type=float, default=1e-4, help="parity absolute tolerance (default 1e-4)")
+    export.add_argument("--atol", type=float, default=None,
+                        help="parity absolute tolerance (default 1e-4)")
 
     predict = commands.add_parser("predict", help="run an artifact over files, folders and CSV manifests; JSON lines")
-    predict.add_argument("artifact", type=Path, help=".onnx artifact or artifact folder")
+    predict.add_argument("artifact", type=Path,
+                         help=".onnx artifact, artifact folder, or a model name in the default models folder")
     predict.add_argument("inputs", nargs="+", help="files, folders (searched for .hea/.dcm) or .csv manifests")
     predict.add_argument("--out", default="-", help="JSON-lines output file ('-' for stdout, the default)")
     predict.add_argument("--workers", type=int, default=2, help="reader threads (default 2)")
@@ -61,18 +67,20 @@ def add_artifact_commands(commands: Any) -> None:
 
 
 def _predict(arguments: argparse.Namespace) -> int:
-    from mayo_dx.errors import ArtifactError
+    from mayo_dx.errors import ArtifactError, ModelNotFound
+    from mayo_dx.models_folder import resolve_artifact
     from mayo_dx.runtime import load
     from mayo_dx.runtime_batch import discover_inputs, predict_to_jsonl
 
     try:
-        predictor = load(arguments.artifact, threads=arguments.threads)
-    except ArtifactError as error:
+        predictor = load(resolve_artifact(arguments.artifact), threads=arguments.threads)
+    except (ArtifactError, ModelNotFound) as error:
         print(f"mayo-dx predict: {error}", file=sys.stderr)
         return 2
     out = sys.stdout if arguments.out == "-" else open(arguments.out, "w", encoding="utf-8")
     try:
-        counts = predict_to_jsonl(predictor, discover_inputs(arguments.inputs), out, workers=arguments.workers,
+        items = discover_inputs(arguments.inputs, task=predictor.card.task)
+        counts = predict_to_jsonl(predictor, items, out, workers=arguments.workers,
                                   progress=not arguments.no_progress)
     finally:
         if out is not sys.stdout:
@@ -85,7 +93,8 @@ def _export(arguments: argparse.Namespace) -> int:
     from mayo_dx.export.checkpoint import export_checkpoint
 
     path = export_checkpoint(arguments.checkpoint, arguments.output, parity_data=arguments.parity_data,
-                             generated=arguments.generated, opset=arguments.opset, atol=arguments.atol)
+                             generated=arguments.generated, opset=arguments.opset, atol=arguments.atol,
+                             localiser=getattr(arguments, "localiser", None))
     print(json.dumps({"artifact": str(path)}))
     return 0
 

@@ -52,7 +52,23 @@ def lightning_subcommand(argv: Sequence[str] | None) -> int | None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments or arguments[0] not in LIGHTNING_SUBCOMMANDS:
         return None
-    return int(_training_module("mayo_dx.training.cli").main(arguments))
+    # A CT stage config (model.class_path in mayo_dx.training.segmentation) goes to the CT CLI.
+    module = "mayo_dx.training.ct_cli" if _is_ct_config(arguments) else "mayo_dx.training.cli"
+    return int(_training_module(module).main(arguments))
+
+
+def _is_ct_config(arguments: Sequence[str]) -> bool:
+    """True when a ``-c``/``--config`` file names a CT task as ``model.class_path``."""
+    for index, argument in enumerate(arguments[:-1]):
+        if argument in ("-c", "--config") and Path(arguments[index + 1]).is_file():
+            text = Path(arguments[index + 1]).read_text()
+            if "mayo_dx.training.segmentation." in text:
+                import yaml
+
+                model = (yaml.safe_load(text) or {}).get("model")
+                if isinstance(model, dict) and str(model.get("class_path", "")).startswith("mayo_dx.training.segmentation"):
+                    return True
+    return False
 
 
 def add_training_commands(commands: Any) -> None:

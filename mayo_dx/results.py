@@ -94,6 +94,9 @@ class Diagnosis:
         quality: Non-blocking quality issues (warnings) seen on the input.
         artifact_sha256: Hash of the artifact that produced the answer, when known.
         measurements: Extra numbers (heart rate, volumes) keyed by name.
+        lesions: Per-lesion details as JSON types (CT: number, volume_ml,
+            longest_axial_diameter_mm, location, ...), largest first; ``None`` when the model
+            does not report lesions. Serialised only when set.
     """
 
     model: str
@@ -102,6 +105,7 @@ class Diagnosis:
     quality: tuple[QualityIssue, ...] = ()
     artifact_sha256: str | None = None
     measurements: dict[str, float] = field(default_factory=dict)
+    lesions: tuple[dict[str, Any], ...] | None = None
 
     kind: Literal["diagnosis"] = "diagnosis"
 
@@ -112,7 +116,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the diagnosis as plain JSON types."""
-        return {
+        data = {
             "kind": self.kind,
             "model": self.model,
             "model_version": self.model_version,
@@ -122,6 +126,9 @@ class Diagnosis:
             "quality": [issue.to_dict() for issue in self.quality],
             "measurements": dict(self.measurements),
         }
+        if self.lesions is not None:
+            data["lesions"] = [dict(lesion) for lesion in self.lesions]
+        return data
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,22 @@ def _walk(folder: Path, shown: str) -> Iterator[InputItem]:
                 yield InputItem(name=str(Path(shown) / path.relative_to(folder)), path=path)
 
 
+def _walk_studies(folder: Path, shown: str) -> Iterator[InputItem]:
+    """CT: each NIfTI file is a study, and so is each folder holding other files (a DICOM series
+    or a DICOMDIR tree, read whole by ``read_series``; its subfolders are not searched again)."""
+    for root, directories, files in os.walk(folder):
+        directories.sort()
+        visible = sorted(name for name in files if not name.startswith("."))
+        for file_name in visible:
+            if file_name.lower().endswith((".nii", ".nii.gz")):
+                path = Path(root) / file_name
+                yield InputItem(name=str(Path(shown) / path.relative_to(folder)), path=path)
+        if any(not name.lower().endswith((".nii", ".nii.gz")) for name in visible):
+            directories[:] = []
+            relative = Path(root).relative_to(folder)
+            yield InputItem(name=str(Path(shown) / relative) if str(relative) != "." else shown, path=Path(root))
+
+
 def _manifest(manifest: Path, shown: str) -> Iterator[InputItem]:
     try:
         handle = open(manifest, newline="", encoding="utf-8")
@@ -87,8 +103,13 @@ def _manifest(manifest: Path, shown: str) -> Iterator[InputItem]:
             yield InputItem(name=value, path=path if path.is_absolute() else manifest.parent / path)
 
 
-def discover_inputs(paths: Iterable[str | Path]) -> Iterator[InputItem]:
+def discover_inputs(paths: Iterable[str | Path], task: str = "ecg") -> Iterator[InputItem]:
     """Expand files, folders and ``.csv`` manifests into a lazy stream of inputs.
+
+    Args:
+        paths: Files, folders and manifests as the user gave them.
+        task: ``"ecg"`` (a folder gives each ``.hea``/``.dcm`` file) or ``"ct"`` (a folder gives
+            each series folder and NIfTI file: one study each).
 
     Example:
         >>> [item.name for item in discover_inputs(["a.hea", "b.dcm"])]
@@ -98,7 +119,7 @@ def discover_inputs(paths: Iterable[str | Path]) -> Iterator[InputItem]:
         shown = str(given)
         path = Path(given)
         if path.is_dir():
-            yield from _walk(path, shown)
+            yield from (_walk_studies(path, shown) if task == "ct" else _walk(path, shown))
         elif path.suffix.lower() == ".csv":
             yield from _manifest(path, shown)
         else:

@@ -35,7 +35,7 @@ def test_inspect_reports_an_unreadable_file_and_goes_on(tmp_path: Path, capsys: 
 
 def test_demo_runs_every_step_and_is_rerunnable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert run_demo(out, records=30, seed=3) == 0
+    assert run_demo(out, records=30, seed=3, data_only=True) == 0
     first = json.loads((out / "report.json").read_text())
     printed = capsys.readouterr().out
     assert "[1/" in printed and "report.md" in printed
@@ -50,7 +50,7 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path: Path, capsys: pytest.C
     truth = ct["truth"]["lesions"][0]["diameter_mm"]
     measured = ct["measurement"]["lesions"][0]["longest_axial_diameter_mm"]
     assert np.isclose(measured, truth, atol=0.5)
-    assert run_demo(out, records=30, seed=3) == 0  # idempotent: same results again
+    assert run_demo(out, records=30, seed=3, data_only=True) == 0  # idempotent: same results again
     second = json.loads((out / "report.json").read_text())
     assert second["Synthetic PTB-XL-shaped data"] == first["Synthetic PTB-XL-shaped data"]
 
@@ -58,3 +58,34 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path: Path, capsys: pytest.C
 def test_demo_refuses_too_few_records(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 20"):
         run_demo(tmp_path, records=5)
+
+
+def test_models_lists_verified_artifacts_and_predict_resolves_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from tests.export.tiny import export_tiny_ecg
+
+    models = tmp_path / "models"
+    models.mkdir()
+    artifact = export_tiny_ecg(models / "tiny_ecg.onnx")
+    (models / "broken.onnx").write_bytes(b"not an onnx file")
+    monkeypatch.setenv("MAYO_DX_MODELS", str(models))
+    assert main(["models", "--json"]) == 0
+    entries = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+    card_name = next(name for name in entries if name != "broken")
+    assert entries[card_name]["path"] == str(artifact) and entries[card_name]["task"] == "ecg"
+    assert "error" in entries["broken"]
+    out = tmp_path / "results.jsonl"
+    record = Path(get_testdata_file("waveform_ecg.dcm"))
+    assert main(["predict", card_name, str(record), "--out", str(out), "--no-progress"]) == 0
+    line = json.loads(out.read_text().splitlines()[0])
+    assert line["kind"] == "diagnosis" and line["model"] == card_name
+    assert main(["predict", "no_such_model", str(record), "--no-progress"]) == 2
+
+
+def test_models_lists_registered_networks(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["models", "--networks", "--json"]) == 0
+    names = {entry["name"] for entry in json.loads(capsys.readouterr().out)}
+    assert {"xresnet1d101", "ribeiro_resnet"} <= names

@@ -255,3 +255,20 @@ def test_export_cli_uses_load_trained(tmp_path: Path, monkeypatch: pytest.Monkey
     assert seen == [tmp_path / "best.ckpt"] and json.loads(capsys.readouterr().out)["artifact"] == str(output)
     parity = load(output).card.extra["export"]["parity"]
     assert parity["inputs"] >= 4 and parity["max_abs_diff"] <= 1e-4  # pydicom's DICOM ECG + 1 generated, x2
+
+
+def test_ct_discovery_gives_one_input_per_series_folder_and_nifti(tmp_path: Path) -> None:
+    from mayo_dx.runtime_batch import discover_inputs
+
+    for series in ("study_a/series_1", "study_b"):
+        (tmp_path / series).mkdir(parents=True)
+        for number in range(3):
+            (tmp_path / series / f"slice_{number}.dcm").write_bytes(b"")
+    (tmp_path / "volume.nii.gz").write_bytes(b"")
+    (tmp_path / "study_b" / "nested").mkdir()
+    (tmp_path / "study_b" / "nested" / "x.dcm").write_bytes(b"")
+    names = sorted(item.name for item in discover_inputs([tmp_path], task="ct"))
+    assert names == sorted([str(tmp_path / "study_a" / "series_1"), str(tmp_path / "study_b"),
+                            str(tmp_path / "volume.nii.gz")])
+    ecg_names = [item.name for item in discover_inputs([tmp_path], task="ecg")]
+    assert len(ecg_names) == 7  # every .dcm file is one ECG input

@@ -1,6 +1,4 @@
-"""``mayo-dx demo``: the whole data path on bundled and generated data, step by step.
-
-Each step prints what it is doing, and a failure names the step and the reason. The steps:
+"""Demo steps on the data path: readers, quality, synthetic data, preprocessing, CT phantoms.
 
 1. read the real 12-lead DICOM ECG that ships with pydicom and check its quality;
 2. write a PTB-XL-shaped folder of labelled synthetic ECGs and load it as the benchmark task;
@@ -9,37 +7,29 @@ Each step prints what it is doing, and a failure names the step and the reason. 
 5. generate an abdominal CT phantom, write it as a real DICOM series, read it back, and
    measure the pancreas and lesion from its labels.
 
-Everything lands in ``out`` (re-runnable: generated data is rebuilt only when missing) and
-``out/report.md`` summarises it. No patient identifiers appear: the real ECG is reported by its
-signal facts only.
+No patient identifiers appear: the real ECG is reported by its signal facts only.
 
 Example:
-    >>> run_demo("/tmp/mayo_dx_demo", records=40)  # doctest: +SKIP
-    0
+    >>> from mayo_dx.demo.data_path import real_ecg
+    >>> real_ecg(Path("."), {})["record"]["fs"]
+    1000.0
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["run_demo"]
+__all__ = ["abstention", "ct_phantom", "preprocess_records", "real_ecg", "synthetic_ptbxl"]
 
 StepResult = dict[str, Any]
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
-
-
-def _real_ecg(out: Path, context: dict[str, Any]) -> StepResult:
+def real_ecg(out: Path, context: dict[str, Any]) -> StepResult:
     from pydicom.data import get_testdata_file
 
     from mayo_dx.ecg import check_quality, is_acceptable, read
@@ -55,7 +45,7 @@ def _real_ecg(out: Path, context: dict[str, Any]) -> StepResult:
     }
 
 
-def _synthetic_ptbxl(out: Path, context: dict[str, Any], records: int, seed: int) -> StepResult:
+def synthetic_ptbxl(out: Path, context: dict[str, Any], records: int, seed: int) -> StepResult:
     from mayo_dx.ecg import load_ptbxl, write_ptbxl_like
 
     folder = out / "data" / "ptbxl_synthetic"
@@ -69,7 +59,7 @@ def _synthetic_ptbxl(out: Path, context: dict[str, Any], records: int, seed: int
     return {"folder": str(folder), **dataset.summary()}
 
 
-def _preprocess(out: Path, context: dict[str, Any]) -> StepResult:
+def preprocess_records(out: Path, context: dict[str, Any]) -> StepResult:
     from mayo_dx.ecg import EcgPreprocessing, preprocess, read_wfdb
 
     dataset = context["dataset"]
@@ -86,7 +76,7 @@ def _preprocess(out: Path, context: dict[str, Any]) -> StepResult:
     }
 
 
-def _abstention(out: Path, context: dict[str, Any]) -> StepResult:
+def abstention(out: Path, context: dict[str, Any]) -> StepResult:
     from mayo_dx.ecg import check_quality, is_acceptable
     from mayo_dx.results import Abstention
 
@@ -105,7 +95,7 @@ def _abstention(out: Path, context: dict[str, Any]) -> StepResult:
     return result
 
 
-def _ct_phantom(out: Path, context: dict[str, Any], seed: int) -> StepResult:
+def ct_phantom(out: Path, context: dict[str, Any], seed: int) -> StepResult:
     from mayo_dx.imaging import generate_phantom, measure_labels, read_series, write_phantom_dicom
 
     phantom = generate_phantom(shape=(48, 128, 128), lesions=1, seed=seed)
@@ -126,55 +116,3 @@ def _ct_phantom(out: Path, context: dict[str, Any], seed: int) -> StepResult:
             "lesions": [lesion.to_dict() for lesion in phantom.truth.lesions],
         },
     }
-
-
-def _markdown(results: dict[str, StepResult], seconds: float) -> str:
-    lines = ["# mayo-dx demo report", "", f"Run time: {seconds:.1f} s. Data are generated unless marked real.", ""]
-    for title, result in results.items():
-        lines += [f"## {title}", "", "```json", json.dumps(result, indent=2, default=str)[:6000], "```", ""]
-    return "\n".join(lines)
-
-
-def run_demo(out: str | Path, *, records: int = 200, seed: int = 0) -> int:
-    """Run every demo step, write ``out/report.md`` and ``out/report.json``; return an exit code.
-
-    Args:
-        out: Output folder (created; re-runnable).
-        records: Synthetic PTB-XL-shaped records to generate (at least 20).
-        seed: Seed of all generated data.
-
-    Returns:
-        0 on success, 1 if a step failed (the step and reason are printed to stderr).
-
-    Example:
-        >>> run_demo("demo_out", records=40)  # doctest: +SKIP
-        0
-    """
-    if records < 20:
-        raise ValueError("the demo needs at least 20 records (PTB-XL folds 1-10 must all be present)")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    context: dict[str, Any] = {}
-    steps: list[tuple[str, Callable[[], StepResult]]] = [
-        ("Real DICOM ECG: read and quality", lambda: _real_ecg(out, context)),
-        ("Synthetic PTB-XL-shaped data", lambda: _synthetic_ptbxl(out, context, records, seed)),
-        ("Shared preprocessing", lambda: _preprocess(out, context)),
-        ("Corrupted ECG: abstention reasons", lambda: _abstention(out, context)),
-        ("CT phantom: DICOM series, read back, measurements", lambda: _ct_phantom(out, context, seed)),
-    ]
-    results: dict[str, StepResult] = {}
-    started = time.perf_counter()
-    for number, (title, step) in enumerate(steps, start=1):
-        _say(f"[{number}/{len(steps)}] {title} ...")
-        step_start = time.perf_counter()
-        try:
-            results[title] = step()
-        except Exception as error:  # report which step failed and why, then stop
-            print(f"demo step {number} ({title}) failed: {type(error).__name__}: {error}", file=sys.stderr)
-            return 1
-        _say(f"      done in {time.perf_counter() - step_start:.1f} s")
-    seconds = time.perf_counter() - started
-    (out / "report.json").write_text(json.dumps(results, indent=2, default=str))
-    (out / "report.md").write_text(_markdown(results, seconds))
-    _say(f"Report: {out / 'report.md'} (and report.json); generated data under {out / 'data'}")
-    return 0

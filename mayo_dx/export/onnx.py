@@ -48,6 +48,7 @@ from mayo_dx.artifact import (
 )
 from mayo_dx.card import ModelCard
 from mayo_dx.errors import ArtifactError, ExportParityError
+from mayo_dx.export.precise_norm import with_precise_instance_norms
 
 __all__ = ["ExportStage", "export_model", "export_stages"]
 
@@ -95,7 +96,9 @@ def _trace(net: torch.nn.Module, example: np.ndarray, input_name: str, output_na
     dynamic = {input_name: dict(axes), **{name: {0: axes.get(0, "batch")} for name in output_names}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript-based path warns that it is legacy
-        torch.onnx.export(net, (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),), buffer,
+        # instance norms go out with float64 statistics (see mayo_dx.export.precise_norm)
+        torch.onnx.export(with_precise_instance_norms(net),
+                          (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),), buffer,
                           input_names=[input_name], output_names=list(output_names), opset_version=opset,
                           dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
     model = onnx.load_from_string(buffer.getvalue())

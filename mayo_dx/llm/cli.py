@@ -32,7 +32,8 @@ def add_llm_commands(commands: Any) -> None:
         >>> add_llm_commands(commands)
     """
     serve = commands.add_parser("serve", help="serve the models as MCP tools (stdio by default, --http for HTTP)")
-    serve.add_argument("--models", type=Path, required=True, help="folder of model artifacts (.onnx files, artifact folders)")
+    serve.add_argument("--models", type=Path, default=None,
+                       help="folder of model artifacts (default: $MAYO_DX_MODELS or ~/.local/share/mayo-dx/models)")
     serve.add_argument("--data-root", type=Path, action="append", required=True,
                        help="folder the tools may read (repeat for several); tool paths are relative to it")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
@@ -62,8 +63,11 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     limits = Limits(max_file_bytes=int(arguments.max_file_mb * 1024 * 1024), max_series_files=arguments.max_series_files,
                     call_timeout_s=arguments.timeout, max_concurrent_calls=arguments.max_concurrent)
+    from mayo_dx.paths import default_models_dir
+
+    models = arguments.models if arguments.models is not None else default_models_dir()
     try:
-        toolbox = Toolbox(arguments.models, arguments.data_root, limits=limits, audit=AuditLog(arguments.audit_log),
+        toolbox = Toolbox(models, arguments.data_root, limits=limits, audit=AuditLog(arguments.audit_log),
                           threads=arguments.threads)
     except ValueError as error:
         print(f"mayo-dx serve: {error}", file=sys.stderr)

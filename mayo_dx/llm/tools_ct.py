@@ -108,8 +108,13 @@ def _volume_facts(volume: CtVolume) -> dict[str, Any]:
 
 
 def _issues(volume: CtVolume, extra: Sequence[QualityIssue]) -> list[QualityIssue]:
+    """The volume's geometry warnings and the result's issues, each once (the CT predictor
+    already reports geometry warnings in a diagnosis's quality)."""
     geometry = [QualityIssue(code="geometry_warning", message=text, severity="warn") for text in volume.warnings]
-    return [*geometry, *extra]
+    unique: dict[tuple[str, str], QualityIssue] = {}
+    for issue in [*geometry, *extra]:
+        unique.setdefault((issue.code, issue.message), issue)
+    return list(unique.values())
 
 
 def analyze_ct_pancreas(context: ToolContext, arguments: dict[str, Any], facts: CallFacts) -> ToolOutput:

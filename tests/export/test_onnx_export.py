@@ -164,3 +164,36 @@ def test_two_stage_tampering_refused(two_stage: tuple[Path, TinyLocaliser, TinyA
         read_artifact(folder)
     with pytest.raises(ArtifactError, match="differs from the expected"):
         read_artifact(folder, expected_sha256="0" * 64)
+
+
+def test_instance_norms_export_with_float64_statistics_for_onnxruntime_parity(tmp_path: Path) -> None:
+    """onnxruntime's float32 InstanceNormalization drifts on large 3-D maps; the export avoids it."""
+    import io
+
+    import onnxruntime
+    from torch import nn
+
+    from mayo_dx.export.precise_norm import PreciseInstanceNorm, with_precise_instance_norms
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(1, 8, 3, padding=1), nn.InstanceNorm3d(8, affine=True), nn.LeakyReLU(0.01),
+                        nn.Conv3d(8, 8, 3, padding=1), nn.InstanceNorm3d(8, affine=True)).eval()
+    with torch.no_grad():
+        net[0].bias.add_(3.0)  # a large mean over a small variance: where float32 accumulation hurts
+    values = np.random.default_rng(0).uniform(0.0, 1.0, size=(2, 1, 32, 64, 64)).astype(np.float32)
+    values[:, :, :, :32] = 0.0  # saturated background, as in a windowed CT
+    precise = with_precise_instance_norms(net)
+    assert isinstance(precise[1], PreciseInstanceNorm) and isinstance(net[1], nn.InstanceNorm3d)
+    with torch.no_grad():
+        reference = net(torch.from_numpy(values)).numpy()
+        assert np.abs(precise(torch.from_numpy(values)).numpy() - reference).max() < 1e-5
+
+    def onnxruntime_output(module: nn.Module) -> np.ndarray:
+        buffer = io.BytesIO()
+        torch.onnx.export(module, (torch.from_numpy(values),), buffer, input_names=["image"], output_names=["out"],
+                          opset_version=17, dynamo=False)
+        session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"image": values})[0]
+
+    assert np.abs(onnxruntime_output(precise) - reference).max() < 2e-5
+    assert with_precise_instance_norms(nn.Sequential(nn.Conv1d(12, 4, 3), nn.BatchNorm1d(4))) is not None
