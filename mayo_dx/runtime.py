@@ -215,7 +215,8 @@ def load(path: str | Path, *, threads: int | None = None, session_options: Mappi
     """Load a verified artifact and return the predictor for its card's task.
 
     Args:
-        path: A ``.onnx`` artifact, or an artifact folder (``manifest.json``).
+        path: A ``.onnx`` artifact, an artifact folder (``manifest.json``), or the name of a
+            model in the default models folder (:func:`mayo_dx.paths.default_models_dir`).
         threads: onnxruntime ``intra_op_num_threads`` (``None``: one per physical core).
         session_options: Overrides of onnxruntime session options (see module docstring).
         expected_sha256: Refuse the artifact unless its SHA-256 equals this pin.
@@ -231,5 +232,13 @@ def load(path: str | Path, *, threads: int | None = None, session_options: Mappi
         >>> load("models/ecg_xresnet1d101.onnx").card.task  # doctest: +SKIP
         'ecg'
     """
+    if not Path(path).exists() and Path(path).name == str(path):  # a bare name: look in the models folder
+        from mayo_dx.errors import ModelNotFound
+        from mayo_dx.models_folder import resolve_artifact
+
+        try:
+            path = resolve_artifact(path)
+        except ModelNotFound as error:
+            raise ArtifactError(str(error)) from None
     artifact = read_artifact(path, expected_sha256=expected_sha256)
     return _predictor_class(artifact.card.task)(artifact, threads=threads, session_options=session_options)

@@ -33,6 +33,7 @@ import base64
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from mayo_dx.llm import schemas
@@ -231,10 +232,13 @@ def call_tool(name: str, arguments: dict[str, Any] | None = None, *, toolbox: An
 def _default_toolbox() -> Any:
     from mayo_dx.llm.toolbox import Toolbox
 
-    models, root = os.environ.get("MAYO_DX_MODELS"), os.environ.get("MAYO_DX_DATA_ROOT")
-    if not models or not root:
+    from mayo_dx.paths import default_models_dir
+
+    models, root = str(default_models_dir()), os.environ.get("MAYO_DX_DATA_ROOT")
+    if not root or not Path(models).is_dir():
         return {"status": "cannot_assess", "error_type": "NotConfigured",
-                "reason": "no toolbox configured: set MAYO_DX_MODELS and MAYO_DX_DATA_ROOT or pass toolbox="}
+                "reason": "no toolbox configured: set MAYO_DX_DATA_ROOT (and MAYO_DX_MODELS unless the default "
+                          "models folder holds the models) or pass toolbox="}
     key = (models, root)
     if _DEFAULT.get("key") != key:
         _DEFAULT.update(key=key, toolbox=Toolbox(models, [root]))
