@@ -89,3 +89,30 @@ def test_models_lists_registered_networks(capsys: pytest.CaptureFixture[str]) ->
     assert main(["models", "--networks", "--json"]) == 0
     names = {entry["name"] for entry in json.loads(capsys.readouterr().out)}
     assert {"xresnet1d101", "ribeiro_resnet"} <= names
+
+
+@pytest.mark.slow
+def test_quick_demo_trains_exports_and_calls_every_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mayo-dx demo --quick`` end to end: both models trained, exported, run and served."""
+    pytest.importorskip("lightning")
+    pytest.importorskip("mcp")
+    out, models = tmp_path / "demo", tmp_path / "models"
+    assert main(["demo", "--out", str(out), "--records", "200", "--quick", "--models", str(models)]) == 0
+    printed = capsys.readouterr().out
+    assert "[12/12]" in printed and "report.md" in printed
+    results = json.loads((out / "report.json").read_text())
+    export = results["ECG model: ONNX export with parity"]
+    assert export["synthetic_training_data"] is True
+    assert any("synthetic" in text.lower() for text in export["limitations"])
+    predictions = results["ECG runtime (no torch): predictions, saliency, plots"]["predictions"]
+    assert predictions["real DICOM ECG (pydicom waveform_ecg.dcm)"]["kind"] == "diagnosis"
+    assert predictions["corrupted copy of it"]["kind"] == "abstention"
+    statuses = results["LLM tools: MCP client session calling every tool"]["statuses"]
+    assert statuses['analyze_ecg {"path": "ecg/real_waveform_ecg.dcm"}'] == "assessed"
+    assert statuses['analyze_ecg {"path": "ecg/corrupted_copy.hea"}'] == "abstained"
+    assert statuses['analyze_ecg {"path": "../../etc/passwd"}'] == "cannot_assess"
+    assert statuses['analyze_ct_pancreas {"path": "ct/with_lesion"}'] in ("assessed", "abstained")
+    assert {path.name for path in models.iterdir()} == {"demo_ecg_synthetic_superdiagnostic.onnx",
+                                                         "demo_ct_pancreas_phantom"}
+    report = (out / "report.md").read_text()
+    assert "synthetic data" in report and "![ecg_12lead_saliency]" in report

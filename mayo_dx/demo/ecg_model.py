@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ECG_MODEL_NAME", "export_ecg", "predict_ecg", "train_ecg", "training_config"]
+__all__ = ["ECG_MODEL_NAME", "export_ecg", "predict_ecg", "run_fit", "train_ecg", "training_config"]
 
 #: Registry name of the demo ECG model (card name, artifact file name and tool output).
 ECG_MODEL_NAME = "demo_ecg_synthetic_superdiagnostic"
@@ -60,11 +60,23 @@ def training_config(out: Path, *, records: int, epochs: int, seed: int) -> dict[
     }
 
 
+def run_fit(config: Path) -> int:
+    """``mayo-dx fit -c config`` in this process (LightningCLI sees only these arguments)."""
+    import sys
+
+    from mayo_dx.cli import main
+
+    saved = sys.argv
+    sys.argv = [saved[0]]  # LightningCLI warns when the demo's own arguments are also present
+    try:
+        return main(["fit", "-c", str(config)])
+    finally:
+        sys.argv = saved
+
+
 def train_ecg(out: Path, context: dict[str, Any], *, records: int, epochs: int, seed: int) -> StepResult:
     """Train the demo ECG model through ``mayo-dx fit`` with a config written to ``out/configs``."""
     import yaml
-
-    from mayo_dx.cli import main
 
     config = training_config(out, records=records, epochs=epochs, seed=seed)
     runs = Path(config["trainer"]["default_root_dir"])
@@ -72,7 +84,7 @@ def train_ecg(out: Path, context: dict[str, Any], *, records: int, epochs: int, 
     path = out / "configs" / "ecg_demo.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    status = main(["fit", "-c", str(path)])
+    status = run_fit(path)
     if status != 0:
         raise RuntimeError(f"mayo-dx fit exited with {status}")
     checkpoints = sorted(runs.rglob("best-*.ckpt"))
