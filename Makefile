@@ -25,9 +25,15 @@ test: setup
 demo: setup
 	$(BIN)/mayo-dx demo --out $(DEMO_OUT)
 
+# Each script writes its section of benchmarks/RESULTS.md; the memory ones take minutes.
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ecg_read_throughput.py
+	$(BIN)/python benchmarks/ct_read_speed.py
+	$(BIN)/python benchmarks/ecg_runtime_speed.py --threads 2 --int8 --write
+	$(BIN)/python benchmarks/ct_runtime_speed.py --threads 2 --baseline-windows 2 --write
+	$(BIN)/python benchmarks/ecg_training_overhead.py
+	$(BIN)/python benchmarks/ecg_training_memory.py --records 20000
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info
