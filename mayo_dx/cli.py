@@ -1,8 +1,10 @@
 """The ``mayo-dx`` command line.
 
 Subcommands: ``demo`` (the main job on bundled and generated data), ``inspect`` (read an ECG
-file and report its PHI-free summary and quality as JSON), ``models`` (registered models).
-Training, export, prediction and serving subcommands join as those layers land.
+file and report its PHI-free summary and quality as JSON), ``models`` (the artifacts in the
+models folder; ``--networks`` for the registered architectures), ``fit``/``validate``/``test``
+(LightningCLI, ECG or CT config), ``evaluate``, ``export``, ``predict``, ``quantize``,
+``serve`` (MCP) and ``tools`` (tool definitions per vendor).
 
 Example:
     >>> main(["models", "--networks", "--json"])  # doctest: +ELLIPSIS
@@ -144,16 +146,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ...
         SystemExit: 0
     """
+    # Our messages at INFO (DEBUG with -v); other libraries' at WARNING, so that libraries with
+    # their own handlers (Lightning) do not print each message twice.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("mayo_dx").setLevel(logging.INFO)
     from mayo_dx.cli_training import lightning_subcommand
 
     status = lightning_subcommand(argv)  # LightningCLI parses its own arguments
     if status is not None:
         return status
     arguments = build_parser().parse_args(argv)
-    # Our messages at INFO (DEBUG with -v); other libraries' at WARNING, so that libraries with
-    # their own handlers (Lightning) do not print each message twice.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("mayo_dx").setLevel(logging.DEBUG if arguments.verbose else logging.INFO)
+    if arguments.verbose:
+        logging.getLogger("mayo_dx").setLevel(logging.DEBUG)
     if arguments.command == "inspect":
         return _inspect(arguments.paths)
     if arguments.command == "models":
