@@ -137,6 +137,11 @@ def _networks(as_json: bool) -> int:
     return 0
 
 
+def _ours_or_warnings(record: logging.LogRecord) -> bool:
+    """Root-handler filter: mayo-dx messages, and warnings or worse from anyone else."""
+    return record.name.startswith("mayo_dx") or record.levelno >= logging.WARNING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mayo-dx`` command; return the process exit status.
 
@@ -149,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Our messages at INFO (DEBUG with -v); other libraries' at WARNING, so that libraries with
     # their own handlers (Lightning) do not print each message twice.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_ours_or_warnings)
     logging.getLogger("mayo_dx").setLevel(logging.INFO)
     from mayo_dx.cli_training import lightning_subcommand
 
