@@ -4,7 +4,10 @@ Measured side by side in one run, with the same thread count for every engine:
 
 * batch throughput (windows/s) of one network on ``[batch, 12, length]`` float32 (default the
   benchmark recipe's 2.5 s window at 100 Hz: 250 samples, batch 64), torch eager
-  (``inference_mode``) vs onnxruntime (the exported artifact, default session options);
+  (``inference_mode``) vs onnxruntime (the exported artifact, the runtime's default session
+  options), and the same network exported as traced (1-D convolutions, ``planar=False``) to
+  show what the 1 x k lifting of :mod:`mayo_dx.export.planar` buys; the engines take turns,
+  best of ``--repeats`` each;
 * achieved GFLOP/s of onnxruntime (FLOPs counted by ``torch.utils.flop_counter`` on the same
   batch) against a float32 matrix multiply (``torch.mm``, 2048 x 2048) measured in this run;
 * single record, file on disk (10 s, 500 Hz WFDB) to ``Diagnosis``: p50 and p90 latency of
@@ -48,14 +51,28 @@ SECTION = "## ECG runtime speed"
 
 def best_seconds(function: Callable[[], Any], repeats: int) -> float:
     """Best wall time of ``repeats`` calls after two warm-up calls."""
-    function()
-    function()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
+    return interleaved_best_seconds({"only": function}, repeats)["only"]
+
+
+def interleaved_best_seconds(functions: dict[str, Callable[[], Any]], repeats: int, rounds: int = 3) -> dict[str, float]:
+    """Best wall time of each function over ``rounds`` turns of ``repeats`` calls.
+
+    The functions take turns by blocks (so slow drift of the machine hits all alike), with a
+    pause and two warm-up calls before each block: torch's OpenMP threads and onnxruntime's
+    pool spin for a while after their last call and would otherwise steal the cores of the
+    engine being timed.
+    """
+    timings: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            time.sleep(0.5)
+            function()
+            function()
+            for _ in range(max(1, repeats // rounds)):
+                start = time.perf_counter()
+                function()
+                timings[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in timings.items()}
 
 
 def matmul_gflops(threads: int, size: int, repeats: int) -> float:
@@ -101,14 +118,25 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"network": arguments.network, "batch": arguments.batch, "length": arguments.length,
                                "threads": arguments.threads}
     with tempfile.TemporaryDirectory() as folder:
-        artifact = export_model(network, card, Path(folder) / "model.onnx",
-                                parity_inputs=[batch[:2], *ecg_parity_inputs(card, [], generated=1)])
+        parity = [batch[:2], *ecg_parity_inputs(card, [], generated=1)]
+        artifact = export_model(network, card, Path(folder) / "model.onnx", parity_inputs=parity)
+        as_traced = export_model(network, card, Path(folder) / "model_1d.onnx", parity_inputs=parity, planar=False)
         predictor = load(artifact, threads=arguments.threads)
         session = predictor.session()
+        session_1d = load(as_traced, threads=arguments.threads).session()
+        results["graph_layout"] = predictor.card.extra["export"]["layout"]
         tensor = torch.from_numpy(batch)
-        with torch.inference_mode():
-            torch_s = best_seconds(lambda: network(tensor), arguments.repeats)
-        ort_s = best_seconds(lambda: session.run(None, {"signal": batch}), arguments.repeats)
+
+        def torch_eager() -> None:
+            with torch.inference_mode():
+                network(tensor)
+
+        timings = interleaved_best_seconds({"torch": torch_eager,
+                                            "onnxruntime": lambda: session.run(None, {"signal": batch}),
+                                            "onnxruntime_1d": lambda: session_1d.run(None, {"signal": batch})},
+                                           arguments.repeats)
+        torch_s, ort_s = timings["torch"], timings["onnxruntime"]
+        results["onnxruntime_1d_graph_windows_per_s"] = arguments.batch / timings["onnxruntime_1d"]
         from torch.utils.flop_counter import FlopCounterMode
 
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -134,8 +162,11 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             report = quantize_artifact(artifact, Path(folder) / "model.int8.onnx", records=arguments.quantize_records,
                                        max_auroc_drop=1.0)
             int8 = load(report["artifact"], threads=arguments.threads).session()
-            int8_s = best_seconds(lambda: int8.run(None, {"signal": batch}), arguments.repeats)
-            results.update(int8_windows_per_s=arguments.batch / int8_s, int8_speedup_over_fp32=ort_s / int8_s,
+            pair = interleaved_best_seconds({"fp32": lambda: session.run(None, {"signal": batch}),
+                                             "int8": lambda: int8.run(None, {"signal": batch})}, arguments.repeats)
+            results.update(int8_windows_per_s=arguments.batch / pair["int8"],
+                           int8_speedup_over_fp32=pair["fp32"] / pair["int8"],
+                           int8_speedup_over_torch=torch_s / pair["int8"],
                            int8_auroc_change=report["auroc_change"], int8_auroc_fp32=report["auroc_fp32"])
     return results
 

@@ -8,7 +8,9 @@ average/max pooling) with a symbolic batch and length, and turns ``AdaptiveAvgPo
 length. Adaptive pooling to an output size other than 1 is refused by that exporter for a
 dynamic length; use ``dynamic_length=False`` for such a network.
 
-Every export: trace -> ``onnx.checker.check_model(full_check=True)`` -> onnxruntime vs torch on
+Every export: trace -> ``onnx.checker.check_model(full_check=True)`` -> (single-file 1-D
+models) convolutions lifted to ``1 x k`` 2-D ones (:mod:`mayo_dx.export.planar`) and checked
+again -> onnxruntime vs torch on
 every parity input (|onnx - torch| <= atol + rtol * |torch| element-wise, fp32; default atol
 1e-4, rtol 1e-4) -> card, hashes and parity figures into ``metadata_props`` -> written
 atomically -> read back with :func:`mayo_dx.artifact.read_artifact`.
@@ -48,6 +50,7 @@ from mayo_dx.artifact import (
 )
 from mayo_dx.card import ModelCard
 from mayo_dx.errors import ArtifactError, ExportParityError
+from mayo_dx.export.planar import lift_to_two_dimensions
 from mayo_dx.export.precise_norm import with_precise_instance_norms
 
 __all__ = ["ExportStage", "export_model", "export_stages"]
@@ -102,11 +105,15 @@ def _trace(net: torch.nn.Module, example: np.ndarray, input_name: str, output_na
                           input_names=[input_name], output_names=list(output_names), opset_version=opset,
                           dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
     model = onnx.load_from_string(buffer.getvalue())
+    _check(model)
+    return model
+
+
+def _check(model: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as error:
         raise ArtifactError(f"onnx.checker refused the exported graph: {error}") from error
-    return model
 
 
 def _parity(net: torch.nn.Module, graph: bytes, inputs: Sequence[np.ndarray], input_name: str,
@@ -189,7 +196,7 @@ def _axes(ndim: int, dynamic_length: bool, given: Mapping[int, str] | None) -> d
 
 def export_model(net: torch.nn.Module, card: ModelCard, path: str | Path, *, parity_inputs: Sequence[np.ndarray],
                  dynamic_length: bool = True, opset: int = MIN_OPSET, atol: float = 1e-4, rtol: float = 1e-4,
-                 input_name: str = "signal", output_name: str = "logits") -> Path:
+                 input_name: str = "signal", output_name: str = "logits", planar: bool = True) -> Path:
     """Export one network and its card as a single verified ``.onnx`` artifact.
 
     Args:
@@ -206,6 +213,10 @@ def export_model(net: torch.nn.Module, card: ModelCard, path: str | Path, *, par
         rtol: Relative tolerance of the parity check.
         input_name: Graph input name (``"signal"`` for ECG models).
         output_name: Graph output name (``"logits"`` for ECG models).
+        planar: Run 1-D convolutions as ``1 x k`` 2-D ones in the graph
+            (:func:`mayo_dx.export.planar.lift_to_two_dimensions`: onnxruntime's faster 2-D
+            kernels, same input, output and arithmetic); skipped, with the reason in the card,
+            when the graph does not allow it.
 
     Returns:
         The written path.
@@ -233,12 +244,19 @@ def export_model(net: torch.nn.Module, card: ModelCard, path: str | Path, *, par
             raise ArtifactError(f"the network returns {shapes}; the card needs one output [batch, {len(card.labels)}]")
         axes = _axes(np.ndim(parity_inputs[0]), dynamic_length, None)
         model = _trace(net, parity_inputs[0], input_name, [output_name], axes, opset)
+        layout = "as traced"
+        if planar and np.ndim(parity_inputs[0]) == 3:
+            model, refusal = lift_to_two_dimensions(model)
+            layout = f"as traced ({refusal})" if refusal else "1-D convolutions and pools lifted to 1 x k 2-D"
+            if refusal is None:
+                _check(model)
         bare = _bare(model)
         parity = _parity(net, bare, parity_inputs, input_name, atol, rtol)
     finally:
         net.train(was_training)
     bare_hash = graph_sha256(bare)
-    export = {**_export_record(opset, axes, parity, input_name, [output_name]), "graph_sha256": bare_hash}
+    export = {**_export_record(opset, axes, parity, input_name, [output_name]), "layout": layout,
+              "graph_sha256": bare_hash}
     final_card = dataclasses.replace(card, extra={**dict(card.extra), "export": export})
     text = final_card.to_json()
     data, digest = _finalise(model, {CARD_KEY: text, CARD_SHA256_KEY: sha256_hex(text.encode("utf-8"))})
