@@ -53,7 +53,7 @@ from mayo_dx.errors import ArtifactError, ExportParityError
 from mayo_dx.export.planar import lift_to_two_dimensions
 from mayo_dx.export.precise_norm import with_precise_instance_norms
 
-__all__ = ["ExportStage", "export_model", "export_stages"]
+__all__ = ["ExportStage", "export_model", "export_stages", "write_folder_artifact"]
 
 MIN_OPSET = 17
 
@@ -317,15 +317,41 @@ def export_stages(stages: Sequence[ExportStage], card: ModelCard, directory: str
         written.append((stage, data, digest, record))
     export = {"format": ARTIFACT_FORMAT, "stages": [record for *_, record in written]}
     final_card = dataclasses.replace(card, extra={**dict(card.extra), "export": export})
-    card_bytes = json.dumps(final_card.to_dict(), sort_keys=True, indent=1).encode("utf-8")
+    write_folder_artifact(folder, final_card, [(stage.name, data, digest, stage.input_name, stage.output_names)
+                                               for stage, data, digest, _ in written])
+    return folder
+
+
+def write_folder_artifact(directory: str | Path, card: ModelCard,
+                          stages: Sequence[tuple[str, bytes, str, str, Sequence[str]]]) -> Path:
+    """Write a folder artifact: ``card.json``, one ``<stage>.onnx`` per stage, ``manifest.json``.
+
+    Used by :func:`export_stages` and by INT8 quantisation of folder artifacts. The card must
+    already hold ``extra["export"]`` (with each stage's graph SHA-256); the folder is read back
+    with :func:`mayo_dx.artifact.read_artifact` before returning.
+
+    Args:
+        directory: Output folder (created; existing stage files are replaced).
+        card: The card of the whole pipeline.
+        stages: ``(name, serialised onnx with its STAGE_KEY metadata, graph SHA-256, input name,
+            output names)`` per stage, in pipeline order.
+
+    Returns:
+        The folder.
+
+    Example:
+        >>> write_folder_artifact("ct_model.int8", card, stages)  # doctest: +SKIP
+        PosixPath('ct_model.int8')
+    """
+    folder = Path(directory)
+    card_bytes = json.dumps(card.to_dict(), sort_keys=True, indent=1).encode("utf-8")
     folder.mkdir(parents=True, exist_ok=True)
     manifest_stages = []
-    for stage, data, digest, _ in written:
-        file_name = f"{stage.name}.onnx"
+    for name, data, digest, input_name, output_names in stages:
+        file_name = f"{name}.onnx"
         _write(folder / file_name, data)
-        manifest_stages.append({"name": stage.name, "file": file_name, "sha256": sha256_hex(data),
-                                "graph_sha256": digest, "input": stage.input_name,
-                                "outputs": list(stage.output_names)})
+        manifest_stages.append({"name": name, "file": file_name, "sha256": sha256_hex(data), "graph_sha256": digest,
+                                "input": input_name, "outputs": list(output_names)})
     _write(folder / "card.json", card_bytes)
     manifest = {"format": MANIFEST_FORMAT, "name": card.name, "version": card.version,
                 "card": {"file": "card.json", "sha256": sha256_hex(card_bytes)}, "stages": manifest_stages}

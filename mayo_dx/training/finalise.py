@@ -112,7 +112,8 @@ def build_card(
         thresholds=thresholds,
         calibration={"method": "temperature", "temperature": [float(value) for value in temperature]},
         metrics=metrics, training_data=training_data, synthetic_training_data=synthetic, limitations=card_limitations,
-        extra={"network": getattr(task.net, "spec", None), **(extra or {})}, **optional,
+        extra={"network": getattr(task.net, "spec", None), "data_source": description["source"], **(extra or {})},
+        **optional,
     )
 
 
