@@ -43,7 +43,7 @@ class _Pools(nn.Module):
         torch.manual_seed(3)
         self.first = nn.Conv1d(12, 8, 5, stride=2, padding=3, dilation=2)
         self.second = nn.Conv1d(8, 8, 3, padding=1, groups=2, bias=False)
-        self.max_pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.max_pool = nn.MaxPool1d(3, stride=2, padding=1, ceil_mode=True)
         self.average_pool = nn.AvgPool1d(2, stride=2, ceil_mode=True)
         self.average = nn.AdaptiveAvgPool1d(1)
         self.maximum = nn.AdaptiveMaxPool1d(1)
@@ -80,6 +80,12 @@ def test_lifted_graph_matches_torch_and_moves_length_axis_concats() -> None:
     with torch.no_grad():
         expected = net(torch.from_numpy(values)).numpy()
     np.testing.assert_allclose(_run(lifted, values), expected, atol=1e-5, rtol=1e-5)
+    assert not any(attribute.name == "ceil_mode" and attribute.i for node in lifted.graph.node
+                   for attribute in node.attribute)  # rewritten as end padding
+    for length in (250, 251, 64, 65):
+        values = np.random.default_rng(length).normal(size=(2, 12, length)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(_run(lifted, values), net(torch.from_numpy(values)).numpy(), atol=1e-5, rtol=1e-5)
     concat = [node for node in lifted.graph.node if node.op_type == "Concat"]
     axes = sorted(next(attribute.i for attribute in node.attribute if attribute.name == "axis") for node in concat)
     assert axes == [1, 3]  # channel concat stays at 1, the length concat moves from 2 to 3
@@ -134,3 +140,20 @@ def test_registered_networks_lift_or_say_why() -> None:
         np.testing.assert_allclose(_run(lifted, values), expected_logits, atol=1e-4, rtol=1e-4)
     ribeiro = nets.build_network("ribeiro_resnet", num_labels=5).eval()
     assert lift_to_two_dimensions(_trace(ribeiro, length=512))[1] is not None
+
+
+def test_lifted_xresnet_runs_in_onnxruntimes_blocked_layout_without_reorders(tmp_path: Path) -> None:
+    """The speed property itself: after onnxruntime's optimiser, every residual Add and ReLU is
+    fused into an NCHWc convolution (no layout reorder inside the network)."""
+    nets = pytest.importorskip("mayo_dx.ecg.nets")
+    lifted, reason = lift_to_two_dimensions(_trace(nets.build_network("xresnet1d18", num_labels=5).eval()))
+    assert reason is None
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    onnxruntime.InferenceSession(lifted.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    nodes = onnx.load(str(tmp_path / "optimised.onnx")).graph.node
+    if not any(node.domain == "com.microsoft.nchwc" for node in nodes):
+        pytest.skip("onnxruntime uses no NCHWc layout on this CPU")
+    optimised = [node.op_type for node in nodes]
+    assert optimised.count("ReorderOutput") <= 1 and "Add" not in optimised and "Relu" not in optimised, optimised
