@@ -96,14 +96,19 @@ def _source(card: ModelCard) -> Any | None:
     recorded = card.extra.get("data_source")
     if not isinstance(recorded, dict):
         return None
-    folder = Path(str(dict(recorded.get("init_args", {})).get("folder", "")))
-    if "folder" in dict(recorded.get("init_args", {})) and not (folder / "ptbxl_database.csv").is_file():
+    arguments = dict(recorded.get("init_args", {}))
+    raw = arguments.get("folder") or arguments.get("path")
+    if not raw:
         return None
+    location = Path(str(raw))
+    ptbxl = str(recorded.get("class_path", "")).endswith(("PtbxlSource", "SyntheticPtbxlSource"))
+    if not location.exists() or (ptbxl and not (location / "ptbxl_database.csv").is_file()):
+        return None  # a generated PTB-XL folder is not rewritten here: the generator serves instead
     from mayo_dx.ecg.sources import source_from_dict
 
     try:
         return source_from_dict(recorded)
-    except (MayoDxError, OSError, ValueError, KeyError):
+    except (MayoDxError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
