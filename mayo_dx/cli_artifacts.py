@@ -58,12 +58,23 @@ def add_artifact_commands(commands: Any) -> None:
     predict.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar on stderr")
 
-    quantize = commands.add_parser("quantize", help="static INT8 (QDQ, per-channel) copy of an ECG artifact")
-    quantize.add_argument("artifact", type=Path, help="float32 .onnx artifact")
-    quantize.add_argument("-o", "--output", type=Path, default=None, help="default: <name>.int8.onnx")
-    quantize.add_argument("--records", type=int, default=200, help="generated records for calibration/evaluation")
-    quantize.add_argument("--max-auroc-drop", type=float, default=0.01, help="refuse above this drop (default 0.01)")
-    quantize.add_argument("--seed", type=int, default=0, help="seed of the generated records")
+    quantize = commands.add_parser("quantize", help="static INT8 (QDQ, per-channel) copy of an ECG or CT artifact")
+    quantize.add_argument("artifact", type=Path, help="float32 .onnx artifact (ECG) or artifact folder (CT)")
+    quantize.add_argument("-o", "--output", type=Path, default=None,
+                          help="default: <name>.int8.onnx (ECG), <folder>.int8 (CT)")
+    quantize.add_argument("--data", type=Path, default=None,
+                          help="calibration data instead of the card's data source (ECG: record files, a folder or "
+                               "a manifest; CT: a Decathlon-shaped folder or a CT manifest .csv)")
+    quantize.add_argument("--records", type=int, default=200, help="ECG: records for calibration/evaluation")
+    quantize.add_argument("--calibration-cases", type=int, default=4, help="CT: cases to calibrate on (default 4)")
+    quantize.add_argument("--evaluation-cases", type=int, default=8,
+                          help="CT: generated phantoms to compare on (default 8)")
+    quantize.add_argument("--max-auroc-drop", type=float, default=None,
+                          help="refuse above this AUROC drop (default 0.01 ECG, 0.05 CT)")
+    quantize.add_argument("--max-dice-drop", type=float, default=0.02,
+                          help="CT: refuse above this pancreas-Dice drop (default 0.02)")
+    quantize.add_argument("--seed", type=int, default=0, help="seed of case sampling and generated data")
+    quantize.add_argument("--threads", type=int, default=None, help="CT: onnxruntime intra-op threads")
 
 
 def _predict(arguments: argparse.Namespace) -> int:
@@ -100,10 +111,22 @@ def _export(arguments: argparse.Namespace) -> int:
 
 
 def _quantize(arguments: argparse.Namespace) -> int:
+    if Path(arguments.artifact).is_dir():  # a folder artifact: the two-stage CT model
+        from mayo_dx.export.quantize_ct import quantize_ct_artifact
+
+        report = quantize_ct_artifact(
+            arguments.artifact, arguments.output, data=arguments.data, calibration_cases=arguments.calibration_cases,
+            evaluation_cases=arguments.evaluation_cases, max_dice_drop=arguments.max_dice_drop,
+            max_auroc_drop=0.05 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
+            seed=arguments.seed, threads=arguments.threads)
+        print(json.dumps(report))
+        return 0
     from mayo_dx.export.quantize import quantize_artifact
 
+    extra = {"data": [arguments.data]} if arguments.data is not None else {}
     report = quantize_artifact(arguments.artifact, arguments.output, records=arguments.records,
-                               max_auroc_drop=arguments.max_auroc_drop, seed=arguments.seed)
+                               max_auroc_drop=0.01 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
+                               seed=arguments.seed, **extra)
     print(json.dumps(report))
     return 0
 

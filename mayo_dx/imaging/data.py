@@ -260,9 +260,19 @@ class CtDataModule(lightning.LightningDataModule):
         self.train_dataset: CtPatchDataset | None = None
 
     def describe(self) -> dict[str, Any]:
-        """What the card records about the data and this stage's input."""
+        """What the card records about the data and this stage's input.
+
+        ``data_source`` names where the cases came from (absolute paths on the training
+        machine, and the phantom generator's settings when the folder was generated), so that
+        INT8 calibration (:mod:`mayo_dx.export.quantize_ct`) can read the same cases later.
+        """
         source = f"MSD folder {Path(self.msd_folder).name}" if self.msd_folder else f"manifest {Path(self.manifest).name}"  # type: ignore[arg-type]
-        return {"stage": self.stage, "source": source, "patch_size": list(self.patch_size),
+        phantoms = None if self.phantoms is None else {
+            "n_cases": int(self.phantoms.n_cases), "seed": int(self.phantoms.seed),
+            "shape": [int(size) for size in self.phantoms.shape], "cancer_fraction": float(self.phantoms.cancer_fraction)}
+        data_source = {"msd_folder": str(Path(self.msd_folder).resolve()) if self.msd_folder else None,
+                       "manifest": str(Path(self.manifest).resolve()) if self.manifest else None, "phantoms": phantoms}
+        return {"stage": self.stage, "source": source, "data_source": data_source, "patch_size": list(self.patch_size),
                 "preprocessing": self.preprocessing.to_dict(), "context_mm": self.cache.context_mm,
                 "cases": {name: len(part) for name, part in self.splits.items()}, "split_seed": self.split_seed,
                 "split_fractions": list(self.fractions), "synthetic": self._synthetic(),

@@ -198,6 +198,10 @@ def build_ct_card(name: str, version: str, localiser_entry: Mapping[str, Any], a
                   acquisition: Mapping[str, Any] | None = None, training_data: str = "") -> ModelCard:
     """The CT model card (contract in ``notes/ct_card_contract.md``).
 
+    When the analyser entry's ``data`` holds ``data_source`` (from
+    :meth:`mayo_dx.imaging.data.CtDataModule.describe`), it goes to ``extra["data_source"]``
+    with the split seed and fractions.
+
     Example:
         >>> entry = {"network": {"name": "n", "kwargs": {}}, "patch_size": [32, 32, 32], "sw_overlap": 0.5,
         ...          "class_names": ["background", "gland"], "data": {"preprocessing": {}, "context_mm": 8.0}}
@@ -213,6 +217,12 @@ def build_ct_card(name: str, version: str, localiser_entry: Mapping[str, Any], a
                 "context_mm": float(analyser_entry["data"]["context_mm"]),
                 "crop_margin_mm": float(analyser_entry["data"]["preprocessing"].get("crop_margin_mm", 0.0))}
     localiser = {**stage_spec(localiser_entry), "outputs": ["segmentation"], "gland_component": "largest"}
+    data = analyser_entry.get("data") or {}
+    extra: dict[str, Any] = {"stages": {"localiser": {"network": dict(localiser_entry["network"])},
+                                        "analyser": {"network": dict(analyser_entry["network"])}}}
+    if isinstance(data.get("data_source"), Mapping):  # where the cases came from (INT8 calibration reads it)
+        extra["data_source"] = {**dict(data["data_source"]), "split_seed": data.get("split_seed"),
+                                "split_fractions": data.get("split_fractions")}
     acquisition = dict(acquisition or {"modality": "CT", "body_part": "abdomen; the whole pancreas in the field of view",
                                        "contrast_phase": "portal-venous", "slice_thickness_mm": [0.5, 5.0]})
     return ModelCard(
@@ -228,8 +238,7 @@ def build_ct_card(name: str, version: str, localiser_entry: Mapping[str, Any], a
         metrics=dict(metrics), training_data=training_data, synthetic_training_data=synthetic,
         limitations=("Validated only on the data described under training_data.",
                      "Needs the whole pancreas in the field of view; one contrast phase (portal-venous) was trained."),
-        extra={"stages": {"localiser": {"network": dict(localiser_entry["network"])},
-                          "analyser": {"network": dict(analyser_entry["network"])}}},
+        extra=extra,
     )
 
 
