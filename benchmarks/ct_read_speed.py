@@ -30,6 +30,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from mayo_dx.imaging.read import read_series
 
+from results_file import write_section  # benchmarks/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SERIES = ROOT.parent / "shared" / "data" / "ct" / "totalseg_dicom"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -130,14 +132,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section names the command that produced it.\n"
-    if SECTION in existing:
-        before, _, rest = existing.partition(SECTION)
-        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        existing = before + text + ("\n" + after if after else "")
-    else:
-        existing = existing.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(existing.rstrip("\n") + "\n")
+    write_section(SECTION, text, RESULTS)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from results_file import write_section  # benchmarks/ is the script's own folder
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md"
 SECTION = "## CT runtime speed"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -260,15 +262,7 @@ def main() -> None:
                "onnxruntime": onnxruntime.__version__, "torch": torch.__version__.split("+")[0], "monai": monai.__version__}
     print(json.dumps(results, indent=1))
     if arguments.write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        section = markdown(results, "python " + " ".join(["benchmarks/ct_runtime_speed.py", *sys.argv[1:]]))
-        if SECTION in text:
-            start = text.index(SECTION)
-            following = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + section + (text[following:] if following >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
+        write_section(SECTION, markdown(results, "python " + " ".join(["benchmarks/ct_runtime_speed.py", *sys.argv[1:]])))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pydicom.data import get_testdata_file
 
 from mayo_dx.ecg import read
 
+from results_file import write_section  # benchmarks/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ECG = ROOT.parent / "shared" / "data" / "ecg"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -81,14 +83,7 @@ def main() -> None:
               f"(bare = `wfdb.rdrecord` or `pydicom.dcmread(...).waveform_array`; {total} CinC files in the first row).", ""]
     text = "\n".join(lines)
     print(text)
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section names the command that produced it.\n"
-    if SECTION in existing:
-        before, _, rest = existing.partition(SECTION)
-        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        existing = before + text + ("\n" + after if after else "")
-    else:
-        existing = existing.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(existing.rstrip("\n") + "\n")
+    write_section(SECTION, text, RESULTS)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ from mayo_dx.ecg.synthetic import SUPERCLASSES, generate_ecg
 from mayo_dx.export import ecg_parity_inputs, export_model
 from mayo_dx.runtime import load
 
+from results_file import write_section  # benchmarks/ is the script's own folder
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md"
 SECTION = "## ECG runtime speed"
 
@@ -289,15 +291,7 @@ def main() -> None:
     if arguments.write and not arguments.smoke:
         import sys
 
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        section = markdown(results, "python " + " ".join(["benchmarks/ecg_runtime_speed.py", *sys.argv[1:]]))
-        if SECTION in text:
-            start = text.index(SECTION)
-            following = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + section + (text[following:] if following >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
+        write_section(SECTION, markdown(results, "python " + " ".join(["benchmarks/ecg_runtime_speed.py", *sys.argv[1:]])))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from mayo_dx.ecg.sources import SyntheticPtbxlSource
 from mayo_dx.training.network import RegisteredNet
 from mayo_dx.training.task import ClassificationTask
 
+from results_file import write_section as replace_section  # benchmarks/ is the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## ECG training overhead"
@@ -93,14 +95,8 @@ def lightning_fit(data: EcgDataModule, net_name: str, epochs: int, seed: int) ->
 
 
 def write_section(text: str) -> None:
-    content = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    if SECTION in content:
-        before, _, after = content.partition(SECTION)
-        rest = after.split("\n## ", 1)
-        content = before + text + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(content)
+    """Replace this benchmark's section of RESULTS.md."""
+    replace_section(SECTION, text, RESULTS)
 
 
 def main() -> None:

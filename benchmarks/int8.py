@@ -45,6 +45,8 @@ from mayo_dx.ecg.synthetic import generate_ecg  # noqa: E402
 from mayo_dx.models_folder import list_artifacts  # noqa: E402
 from mayo_dx.runtime import load  # noqa: E402
 
+from results_file import write_section  # benchmarks/ is the script's own folder
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md"
 SECTION = "## INT8 vs FP32 (trained artifacts)"
 
@@ -177,15 +179,7 @@ def main() -> None:
                 results["ct"] = ct(Path(ct_artifact), folder, arguments)
     print(json.dumps(results, indent=1, default=str))
     if arguments.write and not arguments.smoke:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        section = markdown(results, "python " + " ".join(["benchmarks/int8.py", *sys.argv[1:]]))
-        if SECTION in text:
-            start = text.index(SECTION)
-            following = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + section + (text[following:] if following >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
+        write_section(SECTION, markdown(results, "python " + " ".join(["benchmarks/int8.py", *sys.argv[1:]])))
 
 
 if __name__ == "__main__":
