@@ -4,7 +4,11 @@
 writes a folder artifact for multi-stage models (e.g. a CT localiser and analyser). Both run
 ``onnx.checker`` and torch-vs-onnxruntime parity on every export. The artifact format is
 described in :mod:`mayo_dx.artifact`; the torch-free runtime reads it with
-:func:`mayo_dx.runtime.load`.
+:func:`mayo_dx.runtime.load`. Single-file 1-D graphs are exported with their convolutions lifted
+to ``1 x k`` 2-D ones (:mod:`mayo_dx.export.planar`: onnxruntime's faster kernels). INT8 copies
+with measured metric changes: :func:`mayo_dx.export.quantize.quantize_artifact` (ECG) and
+:func:`mayo_dx.export.quantize_ct.quantize_ct_artifact` (CT), one recipe in
+:mod:`mayo_dx.export.int8`.
 
 Example:
     >>> from mayo_dx.export import export_model  # doctest: +SKIP
