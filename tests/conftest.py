@@ -39,3 +39,17 @@ def ct_small_path() -> Path:
     from pydicom.data import get_testdata_file
 
     return Path(get_testdata_file("CT_small.dcm"))
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """torch on one thread for the test (CI has 2 cores and pytest workers), restored afterwards.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -37,12 +37,7 @@ ABSTENTION_CODES = {"slice_thickness", "slice_spacing", "contrast_phase", "obliq
                     "pancreas_truncated"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- networks whose answer is known

@@ -112,8 +112,9 @@ def _source(card: ModelCard) -> Any | None:
         return None
 
 
-def _split(predictor: Any, card: ModelCard, source: Any, split: str, count: int, seed: int) -> _Records:
-    part = source.splits()[split]
+def _split(predictor: Any, card: ModelCard, source: Any, splits: dict[str, Any], split: str, count: int,
+           seed: int) -> _Records:
+    part = splits[split]
     order = np.random.default_rng(seed).permutation(len(part.paths))
     chosen = [part.paths[index] for index in order]
     windows, kept = _prepare(predictor, chosen, count)
@@ -170,18 +171,19 @@ def quantize_artifact(artifact: str | Path, output: str | Path | None = None, *,
         raise ArtifactError("quantize needs at least 10 calibration and 10 evaluation records")
     predictor = load(artifact, threads=threads)
     record_source = _source(card)
+    splits = record_source.splits() if record_source is not None else {}
     if data:
         calibration = _user_data(predictor, data, records)
     elif record_source is not None:
-        calibration = _split(predictor, card, record_source, "train", records, seed)
+        calibration = _split(predictor, card, record_source, splits, "train", records, seed)
     elif card.synthetic_training_data:
         calibration = _generated(predictor, card, records, seed)
     else:
         raise ArtifactError(f"the card's data source ({card.training_data or 'not recorded'}) is not readable here; "
                             "pass data: records of that source to calibrate on")
     evaluation = None
-    if record_source is not None and len(record_source.splits()["test"].paths):
-        evaluation = _split(predictor, card, record_source, "test", records, seed + 1)
+    if record_source is not None and len(splits["test"].paths):
+        evaluation = _split(predictor, card, record_source, splits, "test", records, seed + 1)
     if evaluation is None or evaluation.targets is None or not (evaluation.targets >= 0).any():
         evaluation = _generated(predictor, card, records, seed + 1_000_003)
     targets = np.asarray(evaluation.targets)

@@ -40,13 +40,12 @@ SPACING = {"localiser": 8.0, "analyser": 4.0}
 CONTEXT_MM = 8.0
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def _one_thread_quiet():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _quiet_root_logger() -> None:
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization warns on the root logger
-    yield
-    torch.set_num_threads(threads)
 
 
 class MiniUNet(nn.Module):

@@ -30,12 +30,7 @@ TINY = (4, 4, 8, 8, 16, 4)
 COARSE = CtPreprocessing(target_spacing=(8.0, 8.0, 8.0))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
