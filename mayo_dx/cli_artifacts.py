@@ -111,22 +111,29 @@ def _export(arguments: argparse.Namespace) -> int:
 
 
 def _quantize(arguments: argparse.Namespace) -> int:
-    if Path(arguments.artifact).is_dir():  # a folder artifact: the two-stage CT model
-        from mayo_dx.export.quantize_ct import quantize_ct_artifact
+    from mayo_dx.errors import MayoDxError
 
-        report = quantize_ct_artifact(
-            arguments.artifact, arguments.output, data=arguments.data, calibration_cases=arguments.calibration_cases,
-            evaluation_cases=arguments.evaluation_cases, max_dice_drop=arguments.max_dice_drop,
-            max_auroc_drop=0.05 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
-            seed=arguments.seed, threads=arguments.threads)
-        print(json.dumps(report))
-        return 0
-    from mayo_dx.export.quantize import quantize_artifact
+    try:
+        if Path(arguments.artifact).is_dir():  # a folder artifact: the two-stage CT model
+            from mayo_dx.export.quantize_ct import quantize_ct_artifact
 
-    extra = {"data": [arguments.data]} if arguments.data is not None else {}
-    report = quantize_artifact(arguments.artifact, arguments.output, records=arguments.records,
-                               max_auroc_drop=0.01 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
-                               seed=arguments.seed, **extra)
+            report = quantize_ct_artifact(
+                arguments.artifact, arguments.output, data=arguments.data,
+                calibration_cases=arguments.calibration_cases, evaluation_cases=arguments.evaluation_cases,
+                max_dice_drop=arguments.max_dice_drop,
+                max_auroc_drop=0.05 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
+                seed=arguments.seed, threads=arguments.threads)
+        else:
+            from mayo_dx.export.quantize import quantize_artifact
+
+            extra = {"data": [arguments.data]} if arguments.data is not None else {}
+            report = quantize_artifact(
+                arguments.artifact, arguments.output, records=arguments.records,
+                max_auroc_drop=0.01 if arguments.max_auroc_drop is None else arguments.max_auroc_drop,
+                seed=arguments.seed, **extra)
+    except MayoDxError as error:  # a refusal or a bad artifact: one line with the reason, no traceback
+        print(f"mayo-dx quantize: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(report))
     return 0
 

@@ -73,3 +73,14 @@ def test_tiny_budgets_are_refused(tmp_path: Path) -> None:
     source = export_tiny_ecg(tmp_path / "tiny.onnx")
     with pytest.raises(ArtifactError, match="at least 10"):
         quantize_artifact(source, records=5)
+
+
+def test_cli_reports_a_refusal_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mayo_dx.cli import main
+
+    assert main(["quantize", str(tmp_path / "missing.onnx")]) == 2
+    assert capsys.readouterr().err.strip() == "mayo-dx quantize: missing.onnx: no such artifact file or folder"
+    source = export_tiny_ecg(tmp_path / "tiny.onnx")
+    assert main(["quantize", str(source), "-o", str(tmp_path / "no.onnx"), "--records", "10",
+                 "--max-auroc-drop", "-1"]) == 2
+    assert "beyond the bound" in capsys.readouterr().err and not (tmp_path / "no.onnx").exists()
